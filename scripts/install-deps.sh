@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian packages heapscope builds and tests with, if any is
+# missing. Runs apt-get as root; otherwise prints the command to run.
+set -e
+pkgs="gcc make pkg-config libunwind-dev libdw-dev libelf-dev libzstd-dev zlib1g-dev libiberty-dev
+ libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libncurses-dev valgrind g++ python3"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+# The Rust example needs cargo; Debian's is enough when no toolchain is on PATH.
+command -v cargo >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/cargo" ] || missing="$missing cargo"
+[ -z "$missing" ] && exit 0
+echo "heapscope: installing missing packages:$missing"
+if [ "$(id -u)" != 0 ]; then
+	echo "heapscope: not root; run: sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,108 @@
+/*
+ * trace.h: the heapscope trace file (.hst), shared by the writer (record) and
+ * the reader (analyze). The layout is documented in docs/trace-format.md;
+ * change both together and bump TRACE_VERSION on any incompatible change.
+ */
+#ifndef HS_TRACE_H
+#define HS_TRACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define TRACE_MAGIC "HEAPSCP\0"
+#define TRACE_MAGIC_LEN 8
+#define TRACE_VERSION 1u
+#define TRACE_BLOCK_RAW_MAX (1u << 20)   /* a block is closed once it holds 1 MiB */
+#define TRACE_BLOCK_RAW_CAP (4u << 20)   /* hard bound on a block's raw size */
+#define TRACE_BLOCK_COMP_MAX (5u << 20)  /* hard bound on a compressed block */
+
+enum trace_rec_type {
+	TR_PROCESS = 1,   /* pid, start_unix_ns, page_size, interval_ns, exe, argc, argv[] */
+	TR_MODULE = 2,    /* id, bias, start, end, build_id, path */
+	TR_THREAD = 3,    /* dt, index, tid */
+	TR_STACK = 4,     /* id, parent, ip */
+	TR_ALLOC = 16,    /* dt, thread, kind, stack, size, addr */
+	TR_FREE = 17,     /* dt, thread, kind, addr */
+	TR_SAMPLE = 18,   /* dt, rss */
+	TR_EXIT_MARK = 19,/* dt: the program's exit path ran; leaks are counted here */
+	TR_STRING = 32,   /* id, bytes */
+	TR_SYMBOL = 33,   /* ip, module, offset, nframes, {function, file, line, flags}* */
+	TR_END = 48,      /* dt, exit_kind, exit_code, events, dropped, truncated, flags */
+};
+
+enum trace_exit_kind { TRACE_EXITED = 0, TRACE_SIGNALED = 1, TRACE_EXIT_UNKNOWN = 2 };
+
+#define TRACE_FRAME_INLINED 1u
+#define TRACE_END_RECORDER_INTERRUPTED 1u /* the recorder stopped before the target */
+
+/* ---- writer ---------------------------------------------------------- */
+
+struct trace_writer;
+
+/* Create path (0600, O_EXCL|O_NOFOLLOW unless force, which replaces a regular
+ * file but still never follows a link). Returns 0 or -errno. */
+int trace_writer_open(struct trace_writer **out, const char *path, int force);
+/* Compresses and writes the pending records as one block. 0 or -errno. */
+int trace_writer_flush(struct trace_writer *w);
+/* Flush, fsync-free close. 0 or -errno (the first error seen since open). */
+int trace_writer_close(struct trace_writer *w);
+
+/* Record building: begin a record, append fields, records never span blocks. */
+void tw_begin(struct trace_writer *w, unsigned type);
+void tw_u(struct trace_writer *w, uint64_t v);                 /* LEB128 varint */
+void tw_bytes(struct trace_writer *w, const void *p, size_t n); /* varint length + bytes */
+void tw_str(struct trace_writer *w, const char *s);            /* NULL writes "" */
+/* Timed records carry the delta from the previous timed record; the writer
+ * tracks it. t is ns since the trace start and must not decrease. */
+void tw_time(struct trace_writer *w, uint64_t t);
+/* Ends the record; flushes a block when it is full. */
+void tw_end(struct trace_writer *w);
+uint64_t trace_writer_bytes(const struct trace_writer *w); /* bytes written so far */
+
+/* ---- reader ---------------------------------------------------------- */
+
+struct trace_frame {
+	const char *function; /* NULL when unknown */
+	const char *file;     /* NULL when unknown */
+	uint32_t line;
+	uint32_t flags;       /* TRACE_FRAME_INLINED */
+};
+
+/* One decoded record. Pointers stay valid until the next trace_reader_next. */
+struct trace_record {
+	unsigned type;
+	uint64_t time; /* for timed records: ns since start */
+	union {
+		struct { uint64_t pid, start_unix_ns, page_size, interval_ns; const char *exe;
+			 uint32_t argc; const char **argv; } process;
+		struct { uint64_t id, bias, start, end; const uint8_t *build_id; uint32_t build_id_len;
+			 const char *path; } module;
+		struct { uint64_t index, tid; } thread;
+		struct { uint64_t id, parent, ip; } stack;
+		struct { uint64_t thread, kind, stack, size, addr; } alloc;
+		struct { uint64_t thread, kind, addr; } free;
+		struct { uint64_t rss; } sample;
+		struct { uint64_t id; const char *str; uint32_t len; } string;
+		struct { uint64_t ip, module, offset; uint32_t nframes; const struct trace_frame *frames; } symbol;
+		struct { uint64_t exit_kind, exit_code, events, dropped, truncated, flags; } end;
+	} u;
+};
+
+struct trace_reader;
+
+/* Opens and checks the header. On failure returns -errno (or -EINVAL for a
+ * file that is not a trace / of another version) and, if err is given, puts a
+ * one-line reason in err. */
+int trace_reader_open(struct trace_reader **out, const char *path, char *err, size_t errlen);
+/* 1 = a record was read, 0 = clean end of file, <0 = error (see
+ * trace_reader_error). A truncated or corrupt tail is reported as an error
+ * after every whole block before it has been returned. */
+int trace_reader_next(struct trace_reader *r, struct trace_record *rec);
+const char *trace_reader_error(const struct trace_reader *r);
+/* The string with id, as defined by a TR_STRING record read so far, or NULL. */
+const char *trace_reader_string(const struct trace_reader *r, uint64_t id);
+uint64_t trace_reader_offset(const struct trace_reader *r); /* file offset of the current block */
+void trace_reader_close(struct trace_reader *r);
+
+#endif

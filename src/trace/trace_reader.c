@@ -1,0 +1,397 @@
+/*
+ * trace_reader.c: reads a trace block by block and decodes one record at a
+ * time. Memory is bounded by one block plus the string table (symbol names),
+ * never by the number of events. Every length read from the file is checked
+ * before it is used: the reader is fuzzed.
+ */
+#define _GNU_SOURCE
+#include "trace.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+struct trace_reader {
+	FILE *f;
+	char *path;
+	ZSTD_DCtx *dctx;
+	uint8_t *comp;
+	uint8_t *raw;
+	size_t raw_len, pos;
+	uint64_t block_off, next_off;
+	uint64_t time;
+	char err[512];
+	int failed;
+	/* per-record scratch for NUL-terminated strings, argv and frames */
+	char *scratch;
+	size_t scratch_len, scratch_cap;
+	const char **argv;
+	size_t argv_cap;
+	struct trace_frame *frames;
+	size_t frames_cap;
+	/* TR_STRING table, indexed by id */
+	char **strings;
+	size_t nstrings;
+};
+
+static int fail(struct trace_reader *r, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(r->err, sizeof(r->err), "%s: ", r->path);
+	va_start(ap, fmt);
+	vsnprintf(r->err + n, sizeof(r->err) - (size_t)n, fmt, ap);
+	va_end(ap);
+	r->failed = 1;
+	return -EINVAL;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int trace_reader_open(struct trace_reader **out, const char *path, char *err, size_t errlen)
+{
+	uint8_t hdr[16];
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		int e = errno;
+		if (err)
+			snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+		return -e;
+	}
+	size_t n = fread(hdr, 1, sizeof(hdr), f);
+	if (n < sizeof(hdr) || memcmp(hdr, TRACE_MAGIC, TRACE_MAGIC_LEN) != 0) {
+		if (err)
+			snprintf(err, errlen, "%s: not a heapscope trace (bad magic); record one with 'heapscope record'", path);
+		fclose(f);
+		return -EINVAL;
+	}
+	uint32_t v = le32(hdr + 8);
+	if (v != TRACE_VERSION) {
+		if (err)
+			snprintf(err, errlen, "%s: trace format version %u, this heapscope reads version %u; use the heapscope that recorded it",
+				 path, v, TRACE_VERSION);
+		fclose(f);
+		return -EINVAL;
+	}
+	struct trace_reader *r = calloc(1, sizeof(*r));
+	if (!r) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	r->f = f;
+	r->path = strdup(path);
+	r->dctx = ZSTD_createDCtx();
+	r->comp = malloc(TRACE_BLOCK_COMP_MAX);
+	r->raw = malloc(TRACE_BLOCK_RAW_CAP);
+	r->next_off = sizeof(hdr);
+	if (!r->path || !r->dctx || !r->comp || !r->raw) {
+		trace_reader_close(r);
+		return -ENOMEM;
+	}
+	*out = r;
+	return 0;
+}
+
+void trace_reader_close(struct trace_reader *r)
+{
+	if (!r)
+		return;
+	if (r->f)
+		fclose(r->f);
+	ZSTD_freeDCtx(r->dctx);
+	free(r->comp);
+	free(r->raw);
+	free(r->scratch);
+	free(r->argv);
+	free(r->frames);
+	for (size_t i = 0; i < r->nstrings; i++)
+		free(r->strings[i]);
+	free(r->strings);
+	free(r->path);
+	free(r);
+}
+
+const char *trace_reader_error(const struct trace_reader *r)
+{
+	return r->err;
+}
+
+uint64_t trace_reader_offset(const struct trace_reader *r)
+{
+	return r->block_off;
+}
+
+const char *trace_reader_string(const struct trace_reader *r, uint64_t id)
+{
+	return id < r->nstrings ? r->strings[id] : NULL;
+}
+
+/* Returns 1 with a block loaded, 0 at a clean end, <0 on error. */
+static int load_block(struct trace_reader *r)
+{
+	uint8_t hdr[8];
+	size_t n = fread(hdr, 1, sizeof(hdr), r->f);
+	r->block_off = r->next_off;
+	if (n == 0 && feof(r->f))
+		return 0;
+	if (n < sizeof(hdr))
+		return fail(r, "truncated at offset %llu: block header cut short (the recording was interrupted)",
+			    (unsigned long long)r->block_off);
+	uint32_t clen = le32(hdr), rlen = le32(hdr + 4);
+	if (clen == 0 || clen > TRACE_BLOCK_COMP_MAX || rlen == 0 || rlen > TRACE_BLOCK_RAW_CAP)
+		return fail(r, "corrupt block header at offset %llu (sizes %u/%u out of range)",
+			    (unsigned long long)r->block_off, clen, rlen);
+	n = fread(r->comp, 1, clen, r->f);
+	if (n < clen)
+		return fail(r, "truncated at offset %llu: block of %u bytes has only %zu (the recording was interrupted)",
+			    (unsigned long long)r->block_off, clen, n);
+	size_t got = ZSTD_decompressDCtx(r->dctx, r->raw, TRACE_BLOCK_RAW_CAP, r->comp, clen);
+	if (ZSTD_isError(got) || got != rlen)
+		return fail(r, "corrupt block at offset %llu: %s", (unsigned long long)r->block_off,
+			    ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size mismatch");
+	r->raw_len = rlen;
+	r->pos = 0;
+	r->next_off = r->block_off + sizeof(hdr) + clen;
+	return 1;
+}
+
+/* Decoding helpers: each sets r->failed on malformed input. */
+static uint64_t get_u(struct trace_reader *r)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		if (r->pos >= r->raw_len) {
+			fail(r, "corrupt record in block at offset %llu: field runs past the block",
+			     (unsigned long long)r->block_off);
+			return 0;
+		}
+		uint8_t b = r->raw[r->pos++];
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return v;
+	}
+	fail(r, "corrupt record in block at offset %llu: varint too long", (unsigned long long)r->block_off);
+	return 0;
+}
+
+static void *scratch_alloc(struct trace_reader *r, size_t n)
+{
+	if (r->scratch_len + n > r->scratch_cap) {
+		/* Pointers into scratch must stay valid during a record, so grow
+		 * only when the record starts over (see get_str's caller reset). */
+		size_t cap = r->scratch_cap ? r->scratch_cap : 4096;
+		while (cap < r->scratch_len + n)
+			cap *= 2;
+		char *p = realloc(r->scratch, cap);
+		if (!p)
+			return NULL;
+		r->scratch = p;
+		r->scratch_cap = cap;
+	}
+	void *p = r->scratch + r->scratch_len;
+	r->scratch_len += n;
+	return p;
+}
+
+/* Returns an offset into scratch (strings are fixed up after the record is
+ * decoded, because scratch may move while it grows). */
+static size_t get_str_off(struct trace_reader *r, uint32_t *len_out)
+{
+	uint64_t len = get_u(r);
+	if (r->failed)
+		return 0;
+	if (len > r->raw_len - r->pos) {
+		fail(r, "corrupt record in block at offset %llu: string runs past the block",
+		     (unsigned long long)r->block_off);
+		return 0;
+	}
+	size_t off = r->scratch_len;
+	char *p = scratch_alloc(r, len + 1);
+	if (!p) {
+		fail(r, "out of memory");
+		return 0;
+	}
+	memcpy(p, r->raw + r->pos, len);
+	p[len] = 0;
+	r->pos += len;
+	if (len_out)
+		*len_out = (uint32_t)len;
+	return off;
+}
+
+static int store_string(struct trace_reader *r, uint64_t id, const char *s, size_t len)
+{
+	if (id > (1u << 28))
+		return fail(r, "corrupt string id %llu", (unsigned long long)id);
+	if (id >= r->nstrings) {
+		size_t n = r->nstrings ? r->nstrings : 64;
+		while (n <= id)
+			n *= 2;
+		char **t = realloc(r->strings, n * sizeof(*t));
+		if (!t)
+			return fail(r, "out of memory");
+		memset(t + r->nstrings, 0, (n - r->nstrings) * sizeof(*t));
+		r->strings = t;
+		r->nstrings = n;
+	}
+	free(r->strings[id]);
+	r->strings[id] = strndup(s, len);
+	return r->strings[id] ? 0 : fail(r, "out of memory");
+}
+
+static int decode(struct trace_reader *r, struct trace_record *rec)
+{
+	unsigned type = r->raw[r->pos++];
+	memset(rec, 0, sizeof(*rec));
+	rec->type = type;
+	r->scratch_len = 0;
+	switch (type) {
+	case TR_PROCESS: {
+		rec->u.process.pid = get_u(r);
+		rec->u.process.start_unix_ns = get_u(r);
+		rec->u.process.page_size = get_u(r);
+		rec->u.process.interval_ns = get_u(r);
+		size_t exe = get_str_off(r, NULL);
+		uint64_t argc = get_u(r);
+		if (r->failed)
+			break;
+		if (argc > r->raw_len - r->pos)
+			return fail(r, "corrupt process record: argc %llu", (unsigned long long)argc);
+		if (argc + 1 > r->argv_cap) {
+			const char **a = realloc(r->argv, (argc + 1) * sizeof(*a));
+			if (!a)
+				return fail(r, "out of memory");
+			r->argv = a;
+			r->argv_cap = argc + 1;
+		}
+		size_t *offs = calloc(argc + 1, sizeof(*offs));
+		if (!offs)
+			return fail(r, "out of memory");
+		for (uint64_t i = 0; i < argc && !r->failed; i++)
+			offs[i] = get_str_off(r, NULL);
+		if (!r->failed) {
+			for (uint64_t i = 0; i < argc; i++)
+				r->argv[i] = r->scratch + offs[i];
+			r->argv[argc] = NULL;
+			rec->u.process.exe = r->scratch + exe;
+			rec->u.process.argc = (uint32_t)argc;
+			rec->u.process.argv = r->argv;
+		}
+		free(offs);
+		break;
+	}
+	case TR_MODULE: {
+		rec->u.module.id = get_u(r);
+		rec->u.module.bias = get_u(r);
+		rec->u.module.start = get_u(r);
+		rec->u.module.end = get_u(r);
+		uint32_t blen = 0;
+		size_t bid = get_str_off(r, &blen);
+		size_t path = get_str_off(r, NULL);
+		if (!r->failed) {
+			rec->u.module.build_id = (const uint8_t *)r->scratch + bid;
+			rec->u.module.build_id_len = blen;
+			rec->u.module.path = r->scratch + path;
+		}
+		break;
+	}
+	case TR_THREAD:
+		r->time += get_u(r);
+		rec->u.thread.index = get_u(r);
+		rec->u.thread.tid = get_u(r);
+		break;
+	case TR_STACK:
+		rec->u.stack.id = get_u(r);
+		rec->u.stack.parent = get_u(r);
+		rec->u.stack.ip = get_u(r);
+		break;
+	case TR_ALLOC:
+		r->time += get_u(r);
+		rec->u.alloc.thread = get_u(r);
+		rec->u.alloc.kind = get_u(r);
+		rec->u.alloc.stack = get_u(r);
+		rec->u.alloc.size = get_u(r);
+		rec->u.alloc.addr = get_u(r);
+		break;
+	case TR_FREE:
+		r->time += get_u(r);
+		rec->u.free.thread = get_u(r);
+		rec->u.free.kind = get_u(r);
+		rec->u.free.addr = get_u(r);
+		break;
+	case TR_SAMPLE:
+		r->time += get_u(r);
+		rec->u.sample.rss = get_u(r);
+		break;
+	case TR_EXIT_MARK:
+		r->time += get_u(r);
+		break;
+	case TR_STRING: {
+		rec->u.string.id = get_u(r);
+		uint32_t len = 0;
+		size_t s = get_str_off(r, &len);
+		if (r->failed)
+			break;
+		rec->u.string.str = r->scratch + s;
+		rec->u.string.len = len;
+		return store_string(r, rec->u.string.id, r->scratch + s, len);
+	}
+	case TR_SYMBOL: {
+		rec->u.symbol.ip = get_u(r);
+		rec->u.symbol.module = get_u(r);
+		rec->u.symbol.offset = get_u(r);
+		uint64_t n = get_u(r);
+		if (r->failed)
+			break;
+		if (n > r->raw_len - r->pos)
+			return fail(r, "corrupt symbol record: %llu frames", (unsigned long long)n);
+		if (n > r->frames_cap) {
+			struct trace_frame *f = realloc(r->frames, n * sizeof(*f));
+			if (!f)
+				return fail(r, "out of memory");
+			r->frames = f;
+			r->frames_cap = n;
+		}
+		for (uint64_t i = 0; i < n && !r->failed; i++) {
+			uint64_t fn = get_u(r), file = get_u(r);
+			r->frames[i].function = trace_reader_string(r, fn);
+			r->frames[i].file = trace_reader_string(r, file);
+			r->frames[i].line = (uint32_t)get_u(r);
+			r->frames[i].flags = (uint32_t)get_u(r);
+		}
+		rec->u.symbol.nframes = (uint32_t)n;
+		rec->u.symbol.frames = r->frames;
+		break;
+	}
+	case TR_END:
+		r->time += get_u(r);
+		rec->u.end.exit_kind = get_u(r);
+		rec->u.end.exit_code = get_u(r);
+		rec->u.end.events = get_u(r);
+		rec->u.end.dropped = get_u(r);
+		rec->u.end.truncated = get_u(r);
+		rec->u.end.flags = get_u(r);
+		break;
+	default:
+		return fail(r, "corrupt block at offset %llu: unknown record type %u", (unsigned long long)r->block_off,
+			    type);
+	}
+	rec->time = r->time;
+	return r->failed ? -EINVAL : 1;
+}
+
+int trace_reader_next(struct trace_reader *r, struct trace_record *rec)
+{
+	if (r->failed)
+		return -EINVAL;
+	if (r->pos >= r->raw_len) {
+		int ret = load_block(r);
+		if (ret <= 0)
+			return ret;
+	}
+	return decode(r, rec);
+}
