@@ -1,0 +1,260 @@
+/*
+ * hooks.c: the malloc family as the program sees it. Each hook forwards to
+ * the real function and records what happened; it never changes the result,
+ * the errno on success, or fails the call. Frees are time-stamped before the
+ * real call and allocations after it, so when another thread gets the same
+ * address back, its allocation is always later than this free.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "preload.h"
+
+/* Until the real allocator is known, serve from the bootstrap arena. */
+#define ENSURE_REAL(fn, fallback)                   \
+	do {                                        \
+		if (__builtin_expect(!pl_real.fn, 0)) { \
+			if (!pl_in_bootstrap())     \
+				pl_ensure_init();   \
+			if (!pl_real.fn)            \
+				return fallback;    \
+		}                                   \
+	} while (0)
+
+static inline int tracking(const struct pl_thread *t)
+{
+	return pl_active && !t->in_hook;
+}
+
+static void record_alloc(struct pl_thread *t, unsigned kind, void *p, size_t size)
+{
+	int saved = errno;
+	uint16_t flags = 0;
+	uint64_t now;
+	uint32_t stack = pl_stack_capture(t, &flags);
+	if (pl_event_begin(t, 1, &now) == 0) {
+		*pl_event_slot(t, 0) = (struct hs_event){ .time = now, .addr = (uintptr_t)p, .size = size,
+							 .stack = stack, .kind = (uint16_t)kind, .flags = flags };
+		pl_event_publish(t, 1);
+	}
+	errno = saved;
+}
+
+static void *track_alloc(unsigned kind, void *p, size_t size)
+{
+	struct pl_thread *t = &pl_self;
+	if (p && tracking(t)) {
+		t->in_hook = 1;
+		record_alloc(t, kind, p, size);
+		t->in_hook = 0;
+	}
+	return p;
+}
+
+/* The free event is stamped before the block goes back to the allocator. */
+static void track_free(unsigned kind, void *p)
+{
+	struct pl_thread *t = &pl_self;
+	uint64_t now;
+	if (!tracking(t)) {
+		pl_real.free(p);
+		return;
+	}
+	t->in_hook = 1;
+	int saved = errno;
+	if (pl_event_begin(t, 1, &now) == 0) {
+		*pl_event_slot(t, 0) = (struct hs_event){ .time = now, .addr = (uintptr_t)p, .kind = (uint16_t)kind };
+		pl_real.free(p);
+		pl_event_publish(t, 1);
+	} else {
+		pl_real.free(p);
+	}
+	errno = saved;
+	t->in_hook = 0;
+}
+
+PL_EXPORT void *malloc(size_t size)
+{
+	if (__builtin_expect(!pl_real.malloc, 0)) {
+		if (!pl_in_bootstrap())
+			pl_ensure_init();
+		if (!pl_real.malloc)
+			return pl_boot_alloc(size, 16);
+	}
+	return track_alloc(HS_EV_MALLOC, pl_real.malloc(size), size);
+}
+
+PL_EXPORT void *calloc(size_t n, size_t size)
+{
+	if (__builtin_expect(!pl_real.calloc, 0)) {
+		if (!pl_in_bootstrap())
+			pl_ensure_init();
+		if (!pl_real.calloc) {
+			size_t total;
+			if (__builtin_mul_overflow(n, size, &total))
+				return NULL;
+			return pl_boot_alloc(total, 16);
+		}
+	}
+	return track_alloc(HS_EV_CALLOC, pl_real.calloc(n, size), n * size);
+}
+
+PL_EXPORT void free(void *p)
+{
+	if (!p || pl_is_boot_ptr(p))
+		return;
+	ENSURE_REAL(free, );
+	track_free(HS_EV_FREE, p);
+}
+
+PL_EXPORT void free_sized(void *p, size_t size)
+{
+	(void)size;
+	if (!p || pl_is_boot_ptr(p))
+		return;
+	ENSURE_REAL(free, );
+	track_free(HS_EV_FREE_SIZED, p);
+}
+
+PL_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
+{
+	(void)align;
+	(void)size;
+	if (!p || pl_is_boot_ptr(p))
+		return;
+	ENSURE_REAL(free, );
+	track_free(HS_EV_FREE_ALIGNED_SIZED, p);
+}
+
+/* A bootstrap block cannot be resized in place: move it to the real heap. */
+static void *realloc_boot(void *p, size_t size)
+{
+	void *q = pl_real.malloc ? malloc(size) : pl_boot_alloc(size, 16);
+	if (q && p) {
+		size_t room = (size_t)(pl_boot_limit() - (char *)p);
+		memcpy(q, p, size < room ? size : room);
+	}
+	return q;
+}
+
+/*
+ * realloc = one free and one allocation, even in place (valgrind's count).
+ * Both events are reserved before the call, so the free is stamped before the
+ * old block can be reused; a failed realloc changed nothing and is aborted.
+ */
+static void *track_realloc(unsigned kind, void *p, size_t size, void *(*call)(void *, size_t, size_t), size_t n)
+{
+	struct pl_thread *t = &pl_self;
+	uint64_t t_free, t_alloc;
+	if (!tracking(t))
+		return call(p, size, n);
+	if (!p) {
+		void *q = call(p, size, n);
+		return track_alloc(kind, q, size);
+	}
+	t->in_hook = 1;
+	int saved = errno;
+	uint16_t flags = 0;
+	uint32_t stack = pl_stack_capture(t, &flags);
+	if (pl_event_begin(t, 2, &t_free) != 0) {
+		errno = saved;
+		void *q = call(p, size, n);
+		t->in_hook = 0;
+		return q;
+	}
+	errno = saved;
+	void *q = call(p, size, n);
+	int err = errno;
+	if (!q && size) {
+		pl_event_abort(t); /* failed: the old block is untouched */
+	} else {
+		*pl_event_slot(t, 0) = (struct hs_event){ .time = t_free, .addr = (uintptr_t)p,
+							 .kind = HS_EV_REALLOC_FREE };
+		unsigned nev = 1;
+		if (q) {
+			t_alloc = pl_now();
+			*pl_event_slot(t, 1) = (struct hs_event){ .time = t_alloc, .addr = (uintptr_t)q, .size = size,
+								 .stack = stack, .kind = (uint16_t)kind,
+								 .flags = flags };
+			nev = 2;
+		}
+		pl_event_publish(t, nev);
+	}
+	errno = err;
+	t->in_hook = 0;
+	return q;
+}
+
+static void *call_realloc(void *p, size_t size, size_t unused)
+{
+	(void)unused;
+	return pl_real.realloc(p, size);
+}
+
+static void *call_reallocarray(void *p, size_t size, size_t n)
+{
+	/* size is n * elem here; pass the original pair to keep libc's overflow check */
+	return pl_real.reallocarray(p, n, size / (n ? n : 1));
+}
+
+PL_EXPORT void *realloc(void *p, size_t size)
+{
+	if (pl_is_boot_ptr(p))
+		return realloc_boot(p, size);
+	ENSURE_REAL(realloc, pl_boot_alloc(size, 16));
+	return track_realloc(HS_EV_REALLOC, p, size, call_realloc, 0);
+}
+
+PL_EXPORT void *reallocarray(void *p, size_t n, size_t elem)
+{
+	size_t size;
+	if (__builtin_mul_overflow(n, elem, &size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (pl_is_boot_ptr(p))
+		return realloc_boot(p, size);
+	ENSURE_REAL(realloc, NULL);
+	if (!pl_real.reallocarray)
+		return track_realloc(HS_EV_REALLOCARRAY, p, size, call_realloc, 0);
+	return track_realloc(HS_EV_REALLOCARRAY, p, size, call_reallocarray, n);
+}
+
+PL_EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+	ENSURE_REAL(posix_memalign, ENOMEM);
+	int ret = pl_real.posix_memalign(out, align, size);
+	if (ret == 0)
+		track_alloc(HS_EV_POSIX_MEMALIGN, *out, size);
+	return ret;
+}
+
+PL_EXPORT void *aligned_alloc(size_t align, size_t size)
+{
+	ENSURE_REAL(memalign, pl_boot_alloc(size, align));
+	void *p = pl_real.aligned_alloc ? pl_real.aligned_alloc(align, size) : pl_real.memalign(align, size);
+	return track_alloc(HS_EV_ALIGNED_ALLOC, p, size);
+}
+
+PL_EXPORT void *memalign(size_t align, size_t size)
+{
+	ENSURE_REAL(memalign, pl_boot_alloc(size, align));
+	return track_alloc(HS_EV_MEMALIGN, pl_real.memalign(align, size), size);
+}
+
+PL_EXPORT void *valloc(size_t size)
+{
+	ENSURE_REAL(valloc, NULL);
+	return track_alloc(HS_EV_VALLOC, pl_real.valloc(size), size);
+}
+
+/* pvalloc rounds the request up to whole pages: that is what it asks for. */
+PL_EXPORT void *pvalloc(size_t size)
+{
+	ENSURE_REAL(pvalloc, NULL);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t rounded = size ? (size + page - 1) & ~(page - 1) : page;
+	return track_alloc(HS_EV_PVALLOC, pl_real.pvalloc(size), rounded);
+}

@@ -1,0 +1,78 @@
+/*
+ * preload.h: internals of libheapscope.so, the part of heapscope that runs
+ * inside the profiled program. Everything here obeys the hot-path rules of
+ * DESIGN.md: no malloc, no stdio, no lock per event, errno preserved, never
+ * fail the host's call.
+ */
+#ifndef HS_PRELOAD_H
+#define HS_PRELOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm_layout.h"
+
+#define PL_EXPORT __attribute__((visibility("default")))
+
+/* The allocator functions we forward to, found with dlsym(RTLD_NEXT). */
+struct pl_real {
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	void *(*reallocarray)(void *, size_t, size_t);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*memalign)(size_t, size_t);
+	void *(*valloc)(size_t);
+	void *(*pvalloc)(size_t);
+};
+
+extern struct pl_real pl_real;
+
+/* Per-thread state, initial-exec TLS so touching it never allocates. */
+struct pl_thread {
+	struct hs_ring *ring;
+	uint32_t in_hook;   /* reentrancy guard: nested calls pass through untracked */
+	uint32_t depth;     /* frames in the cached stack below */
+	uint64_t ips[HS_MAX_DEPTH];  /* last captured stack, outermost first */
+	uint32_t ids[HS_MAX_DEPTH];  /* its node ids */
+};
+
+extern __thread struct pl_thread pl_self __attribute__((tls_model("initial-exec")));
+
+/* Process-wide state. */
+extern struct hs_shm_header *pl_shm;     /* NULL when not recording */
+extern volatile int pl_active;           /* 0 before init, after fork, or once the recorder is gone */
+
+/* bootstrap.c */
+int pl_resolve_real(void);               /* 0 when every function is found */
+int pl_in_bootstrap(void);
+void *pl_boot_alloc(size_t size, size_t align);
+int pl_is_boot_ptr(const void *p);
+char *pl_boot_limit(void);              /* end of the arena: bounds a copy out of it */
+
+/* init.c */
+void pl_ensure_init(void);
+
+/* ring.c: n events are begun (busy set, time read, room made), filled
+ * through pl_event_slot, then published together or aborted. */
+int pl_ring_init(void);
+int pl_event_begin(struct pl_thread *t, unsigned n, uint64_t *time_out);
+struct hs_event *pl_event_slot(struct pl_thread *t, unsigned i);
+void pl_event_publish(struct pl_thread *t, unsigned n);
+void pl_event_abort(struct pl_thread *t);
+uint64_t pl_now(void);
+void pl_thread_release(void);            /* the thread is exiting */
+
+/* stack.c: captures the caller's stack and interns it; returns the leaf node id. */
+uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags);
+void pl_stack_init(void);
+
+/* modules.c */
+void pl_modules_snapshot(void);
+int pl_modules_contains(uint64_t ip);
+int pl_in_self(uint64_t ip);
+void pl_modules_init(void);
+
+#endif

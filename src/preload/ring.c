@@ -1,0 +1,140 @@
+/*
+ * ring.c: each thread owns one ring in the shared memory and appends fixed
+ * size events to it; the recorder drains it. No syscall, lock or malloc per
+ * event: a seq_cst store of `busy`, the clock, a copy, a release store.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "preload.h"
+
+__thread struct pl_thread pl_self __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t exit_key;
+
+uint64_t pl_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Called by pthread at thread exit: the ring goes back to the recorder. */
+static void on_thread_exit(void *arg)
+{
+	(void)arg;
+	pl_thread_release();
+}
+
+void pl_thread_release(void)
+{
+	struct pl_thread *t = &pl_self;
+	if (t->ring) {
+		atomic_store_explicit(&t->ring->state, HS_RING_CLOSED, memory_order_release);
+		t->ring = NULL;
+	}
+	t->depth = 0;
+}
+
+int pl_ring_init(void)
+{
+	return pthread_key_create(&exit_key, on_thread_exit);
+}
+
+static struct hs_ring *claim(void)
+{
+	struct hs_ring *rings = HS_SHM_AT(pl_shm, pl_shm->rings_off, struct hs_ring);
+	for (unsigned i = 0; i < HS_MAX_RINGS; i++) {
+		struct hs_ring *r = &rings[i];
+		uint32_t expect = HS_RING_FREE;
+		if (atomic_load_explicit(&r->state, memory_order_relaxed) != HS_RING_FREE ||
+		    !atomic_compare_exchange_strong(&r->state, &expect, HS_RING_OWNED))
+			continue;
+		r->tid = (uint32_t)syscall(SYS_gettid);
+		/* gen is bumped before any event of this thread is published */
+		atomic_fetch_add_explicit(&r->gen, 1, memory_order_release);
+		/* keys below PTHREAD_KEY_2NDLEVEL_SIZE live in the thread: no malloc */
+		pthread_setspecific(exit_key, r);
+		return r;
+	}
+	return NULL;
+}
+
+/* The recorder is gone when its pid no longer exists: stop recording rather
+ * than wait forever. errno is the program's: keep it. */
+static int recorder_alive(void)
+{
+	int saved = errno;
+	long ret = syscall(SYS_kill, pl_shm->recorder_pid, 0);
+	int alive = ret == 0 || errno != ESRCH;
+	errno = saved;
+	return alive;
+}
+
+/* The ring is full: wait for the recorder to drain it; events are never
+ * dropped while the recorder lives. Raw nanosleep: not a cancellation point. */
+static int wait_for_room(struct hs_ring *r, uint64_t head, unsigned n)
+{
+	for (unsigned spins = 0;; spins++) {
+		if (head + n - atomic_load_explicit(&r->tail, memory_order_acquire) <= HS_RING_EVENTS)
+			return 0;
+		if ((spins & 1023) == 1023 && !recorder_alive()) {
+			pl_active = 0;
+			return -1;
+		}
+		if (spins < 64)
+			continue;
+		struct timespec ts = { 0, 50000 };
+		int saved = errno;
+		syscall(SYS_nanosleep, &ts, NULL);
+		errno = saved;
+	}
+}
+
+int pl_event_begin(struct pl_thread *t, unsigned n, uint64_t *time_out)
+{
+	struct hs_ring *r = t->ring;
+	if (!r) {
+		r = claim();
+		if (!r) {
+			atomic_fetch_add_explicit(&pl_shm->dropped, n, memory_order_relaxed);
+			return -1;
+		}
+		t->ring = r;
+	}
+	/* busy before the clock: see the ring protocol in shm_layout.h */
+	atomic_store_explicit(&r->busy, 1, memory_order_seq_cst);
+	*time_out = pl_now();
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	if (head + n - atomic_load_explicit(&r->tail, memory_order_acquire) > HS_RING_EVENTS &&
+	    wait_for_room(r, head, n) < 0) {
+		atomic_store_explicit(&r->busy, 0, memory_order_release);
+		atomic_fetch_add_explicit(&pl_shm->dropped, n, memory_order_relaxed);
+		return -1;
+	}
+	return 0;
+}
+
+struct hs_event *pl_event_slot(struct pl_thread *t, unsigned i)
+{
+	struct hs_ring *r = t->ring;
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	return &r->ev[(head + i) % HS_RING_EVENTS];
+}
+
+void pl_event_publish(struct pl_thread *t, unsigned n)
+{
+	struct hs_ring *r = t->ring;
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	atomic_store_explicit(&r->head, head + n, memory_order_release);
+	atomic_store_explicit(&r->busy, 0, memory_order_release);
+}
+
+void pl_event_abort(struct pl_thread *t)
+{
+	atomic_store_explicit(&t->ring->busy, 0, memory_order_release);
+}
