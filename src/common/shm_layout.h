@@ -82,8 +82,11 @@ enum hs_ring_state { HS_RING_FREE = 0, HS_RING_OWNED = 1, HS_RING_CLOSED = 2 };
  * Any event published later by a ring that was not busy has time > T; a busy
  * ring's next event has time >= its last published one. The recorder merges
  * rings in time order up to that watermark.
- * Claim: a thread CASes a FREE ring to OWNED, sets tid, increments gen. At exit
- * it stores CLOSED; the recorder drains a CLOSED ring and stores FREE.
+ * Claim: a thread CASes a FREE ring to OWNED, sets tid, increments gen
+ * (release) before publishing any event. The consumer loads head (acquire)
+ * and then gen: events it sees belong to that gen's thread. At thread exit
+ * the owner stores CLOSED; the recorder drains a CLOSED ring and stores FREE.
+ * A realloc publishes two events (free, then allocation) at once.
  */
 struct hs_ring {
 	_Atomic uint32_t state;
