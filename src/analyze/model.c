@@ -1,0 +1,532 @@
+/*
+ * model.c: the single streaming pass over a trace that builds the model.
+ *
+ * State per event is O(1): a hash table of live blocks (address -> stack,
+ * size, thread), per-stack totals keyed by leaf stack id, per-thread "last
+ * allocation" for temporaries, and a fixed-size timeline. Nothing is
+ * allocated per event; tables grow by doubling.
+ *
+ * Peak contribution in one pass: the global peak_epoch counts how many times
+ * a new maximum of live bytes was reached. Before a stack's live value
+ * changes, if its snapshot is from an older epoch, the snapshot takes the
+ * current (pre-change) value: that is its value at the latest peak, since it
+ * has not changed since. At the end, a stack whose snapshot is of the final
+ * epoch has changed since the peak and the snapshot is its value at the peak;
+ * any other stack still holds its value at the peak.
+ */
+#include "analyze/model_priv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- live blocks: addr -> (stack, size, thread); addr 0 marks an empty slot */
+
+struct live_ent {
+	uint64_t addr, size;
+	uint32_t stack, thread;
+};
+
+struct live_tab {
+	struct live_ent *e;
+	size_t cap, used; /* cap is a power of two */
+};
+
+static struct live_ent *live_find(struct live_tab *t, uint64_t addr)
+{
+	if (!t->cap)
+		return NULL;
+	size_t mask = t->cap - 1;
+	for (size_t i = model_hash64(addr) & mask;; i = (i + 1) & mask) {
+		if (t->e[i].addr == addr)
+			return &t->e[i];
+		if (!t->e[i].addr)
+			return NULL;
+	}
+}
+
+static int live_grow(struct live_tab *t)
+{
+	size_t cap = t->cap ? t->cap * 2 : 4096;
+	struct live_ent *e = calloc(cap, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	for (size_t j = 0; j < t->cap; j++) {
+		if (!t->e[j].addr)
+			continue;
+		size_t i = model_hash64(t->e[j].addr) & (cap - 1);
+		while (e[i].addr)
+			i = (i + 1) & (cap - 1);
+		e[i] = t->e[j];
+	}
+	free(t->e);
+	t->e = e;
+	t->cap = cap;
+	return 0;
+}
+
+/* Returns the slot for addr: an existing entry, or an empty one to fill. */
+static struct live_ent *live_slot(struct live_tab *t, uint64_t addr)
+{
+	if ((t->used + 1) * 10 > t->cap * 7 && live_grow(t) < 0)
+		return NULL;
+	size_t mask = t->cap - 1, i = model_hash64(addr) & mask;
+	while (t->e[i].addr && t->e[i].addr != addr)
+		i = (i + 1) & mask;
+	return &t->e[i];
+}
+
+/* Backward-shift deletion: linear probing without tombstones, so a table
+ * with heavy churn never degrades. */
+static void live_remove(struct live_tab *t, struct live_ent *ent)
+{
+	size_t mask = t->cap - 1, i = (size_t)(ent - t->e), j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!t->e[j].addr)
+			break;
+		size_t home = model_hash64(t->e[j].addr) & mask;
+		/* move j into the hole at i unless its home lies in (i, j] */
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			t->e[i] = t->e[j];
+			i = j;
+		}
+	}
+	t->e[i].addr = 0;
+	t->used--;
+}
+
+/* ---- the pass ------------------------------------------------------------- */
+
+struct thread_state {
+	uint64_t last; /* address of its latest allocation, if has_last */
+	int has_last;
+};
+
+struct pass {
+	struct model *m;
+	struct live_tab live;
+	uint64_t live_bytes, live_blocks;
+	uint64_t epoch; /* peak epoch, see the top of this file */
+	int exit_seen;
+	struct idmap thread_ids; /* thread -> threads[] */
+	struct thread_state *threads;
+	size_t nthreads, threads_cap;
+	uint64_t cached_stack_id; /* one-entry cache in front of stack_ids */
+	uint32_t cached_stack;
+	uint64_t tl_next; /* start of the step after the last timeline point */
+	uint64_t last_time;
+};
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap : 256;
+	while (n < need)
+		n *= 2;
+	void *p = realloc(*arr, n * elem);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = n;
+	return 0;
+}
+
+/* Index of the per-stack totals for leaf id, created on first use. */
+static int stack_for(struct pass *ps, uint64_t id, uint32_t *out)
+{
+	struct model *m = ps->m;
+	struct model_priv *p = m->priv;
+	if (m->nstacks && ps->cached_stack_id == id) {
+		*out = ps->cached_stack;
+		return 0;
+	}
+	uint32_t i = idmap_get(&p->stack_ids, id);
+	if (i == IDMAP_NONE) {
+		if (m->nstacks >= IDMAP_NONE - 1)
+			return -ENOMEM;
+		size_t cap = p->stacks_cap;
+		if (grow((void **)&m->stacks, &cap, m->nstacks + 1, sizeof(*m->stacks)) < 0)
+			return -ENOMEM;
+		cap = p->stacks_cap;
+		if (grow((void **)&p->snaps, &cap, m->nstacks + 1, sizeof(*p->snaps)) < 0)
+			return -ENOMEM;
+		p->stacks_cap = cap;
+		i = (uint32_t)m->nstacks;
+		memset(&m->stacks[i], 0, sizeof(m->stacks[i]));
+		m->stacks[i].id = id;
+		p->snaps[i] = (struct stack_snap){ 0, 0, 0 };
+		if (idmap_put(&p->stack_ids, id, i) < 0)
+			return -ENOMEM;
+		m->nstacks++;
+	}
+	ps->cached_stack_id = id;
+	ps->cached_stack = i;
+	*out = i;
+	return 0;
+}
+
+static int thread_for(struct pass *ps, uint64_t thread, uint32_t *out)
+{
+	uint32_t i = idmap_get(&ps->thread_ids, thread);
+	if (i == IDMAP_NONE) {
+		if (grow((void **)&ps->threads, &ps->threads_cap, ps->nthreads + 1, sizeof(*ps->threads)) < 0)
+			return -ENOMEM;
+		i = (uint32_t)ps->nthreads++;
+		ps->threads[i] = (struct thread_state){ 0, 0 };
+		if (idmap_put(&ps->thread_ids, thread, i) < 0)
+			return -ENOMEM;
+	}
+	*out = i;
+	return 0;
+}
+
+/* Called before a stack's live value changes: keep its value at the peak. */
+static inline void touch(struct pass *ps, uint32_t si)
+{
+	struct stack_snap *sn = &ps->m->priv->snaps[si];
+	if (sn->epoch != ps->epoch) {
+		sn->val = ps->m->stacks[si].live_bytes;
+		sn->blocks = ps->m->stacks[si].live_blocks;
+		sn->epoch = ps->epoch;
+	}
+}
+
+/* Merges timeline points pairwise and doubles the step. */
+static void tl_compact(struct model *m)
+{
+	size_t n = m->ntimeline, k = 0;
+	for (size_t i = 0; i < n; i += 2, k++) {
+		struct model_point p = m->timeline[i];
+		if (i + 1 < n) {
+			const struct model_point *q = &m->timeline[i + 1];
+			p.heap = q->heap > p.heap ? q->heap : p.heap;
+			p.rss = q->rss > p.rss ? q->rss : p.rss;
+		}
+		m->timeline[k] = p;
+	}
+	m->ntimeline = k;
+	m->timeline_step_ns *= 2;
+}
+
+/* Makes the timeline's last point the one that holds time t. */
+static void tl_advance(struct pass *ps, uint64_t t)
+{
+	struct model *m = ps->m;
+	if (t < ps->tl_next)
+		return;
+	while (t / m->timeline_step_ns >= MODEL_TIMELINE_MAX)
+		tl_compact(m);
+	uint64_t b = t / m->timeline_step_ns;
+	/* steps without events hold the live bytes from before them */
+	while (m->ntimeline <= b) {
+		m->timeline[m->ntimeline] = (struct model_point){ m->ntimeline * m->timeline_step_ns, ps->live_bytes, 0 };
+		m->ntimeline++;
+	}
+	ps->tl_next = m->ntimeline * m->timeline_step_ns;
+}
+
+static int on_alloc(struct pass *ps, const struct trace_record *rec)
+{
+	struct model *m = ps->m;
+	struct model_summary *s = &m->sum;
+	uint64_t size = rec->u.alloc.size, addr = rec->u.alloc.addr;
+	uint32_t si, ti;
+	if (stack_for(ps, rec->u.alloc.stack, &si) < 0 || thread_for(ps, rec->u.alloc.thread, &ti) < 0)
+		return -ENOMEM;
+	tl_advance(ps, rec->time);
+
+	s->allocations++;
+	s->allocated_bytes += size;
+	if (rec->u.alloc.kind < MODEL_KINDS)
+		s->by_kind[rec->u.alloc.kind]++;
+	unsigned b = size ? 64 - (unsigned)__builtin_clzll(size) : 0;
+	m->hist[b].count++;
+	m->hist[b].bytes += size;
+
+	struct model_stack *st = &m->stacks[si];
+	st->allocations++;
+	st->allocated_bytes += size;
+	ps->threads[ti].last = addr;
+	ps->threads[ti].has_last = 1;
+	/* A block at address 0 cannot be freed by address: count it, do not keep it. */
+	if (!addr)
+		return 0;
+
+	struct live_ent *e = live_slot(&ps->live, addr);
+	if (!e)
+		return -ENOMEM;
+	if (e->addr) {
+		/* Still live: its free was lost (dropped). The new block replaces it. */
+		s->reused_live++;
+		touch(ps, e->stack);
+		m->stacks[e->stack].live_bytes -= e->size;
+		m->stacks[e->stack].live_blocks--;
+		ps->live_bytes -= e->size;
+		ps->live_blocks--;
+	} else {
+		ps->live.used++;
+	}
+	touch(ps, si);
+	st->live_bytes += size;
+	st->live_blocks++;
+	*e = (struct live_ent){ addr, size, si, ti };
+	ps->live_bytes += size;
+	ps->live_blocks++;
+
+	if (ps->live_bytes > s->peak_heap) {
+		s->peak_heap = ps->live_bytes;
+		s->peak_time_ns = rec->time;
+		s->peak_blocks = ps->live_blocks;
+		ps->epoch++;
+	}
+	struct model_point *pt = &m->timeline[m->ntimeline - 1];
+	if (ps->live_bytes > pt->heap)
+		pt->heap = ps->live_bytes;
+	return 0;
+}
+
+static int on_free(struct pass *ps, const struct trace_record *rec)
+{
+	struct model *m = ps->m;
+	struct model_summary *s = &m->sum;
+	uint64_t addr = rec->u.free.addr;
+	uint32_t ti;
+	if (thread_for(ps, rec->u.free.thread, &ti) < 0)
+		return -ENOMEM;
+	tl_advance(ps, rec->time);
+	s->frees++;
+	if (rec->u.free.kind < MODEL_KINDS)
+		s->by_kind[rec->u.free.kind]++;
+	if (!addr)
+		return 0; /* free(NULL) releases nothing */
+	struct live_ent *e = live_find(&ps->live, addr);
+	if (!e) {
+		s->unknown_frees++;
+		return 0;
+	}
+	struct model_stack *st = &m->stacks[e->stack];
+	touch(ps, e->stack);
+	st->live_bytes -= e->size;
+	st->live_blocks--;
+	st->frees++;
+	ps->live_bytes -= e->size;
+	ps->live_blocks--;
+	/* Temporary: the same thread allocated it and allocated nothing since. */
+	struct thread_state *th = &ps->threads[ti];
+	if (e->thread == ti && th->has_last && th->last == addr) {
+		s->temporary++;
+		s->temporary_bytes += e->size;
+		st->temporary++;
+		st->temporary_bytes += e->size;
+		th->has_last = 0;
+	}
+	live_remove(&ps->live, e);
+	return 0;
+}
+
+/* Leaks are what is live when the program's exit path ran. */
+static void snapshot_leaks(struct pass *ps, uint64_t t)
+{
+	struct model *m = ps->m;
+	for (size_t i = 0; i < m->nstacks; i++) {
+		m->stacks[i].leaked_bytes = m->stacks[i].live_bytes;
+		m->stacks[i].leaked_blocks = m->stacks[i].live_blocks;
+	}
+	m->sum.leaked_bytes = ps->live_bytes;
+	m->sum.leaked_blocks = ps->live_blocks;
+	m->sum.leak_time_ns = t;
+}
+
+static int on_process(struct model *m, const struct trace_record *rec)
+{
+	struct model_priv *p = m->priv;
+	struct model_summary *s = &m->sum;
+	int oom = 0;
+	if (s->program || p->argv_store)
+		return 0; /* the first process record describes the program */
+	s->pid = rec->u.process.pid;
+	s->start_unix_ns = rec->u.process.start_unix_ns;
+	s->page_size = rec->u.process.page_size;
+	s->sample_interval_ns = rec->u.process.interval_ns;
+	s->program = pool_intern(&p->strings, rec->u.process.exe, &oom);
+	p->argv_store = calloc((size_t)rec->u.process.argc + 1, sizeof(*p->argv_store));
+	if (!p->argv_store)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < rec->u.process.argc; i++)
+		p->argv_store[i] = pool_intern(&p->strings, rec->u.process.argv[i], &oom);
+	s->argv = p->argv_store;
+	s->argc = rec->u.process.argc;
+	return oom ? -ENOMEM : 0;
+}
+
+static void on_end(struct model *m, const struct trace_record *rec)
+{
+	struct model_summary *s = &m->sum;
+	s->has_end = 1;
+	s->exit_kind = rec->u.end.exit_kind <= TRACE_EXIT_UNKNOWN ? (enum model_exit)rec->u.end.exit_kind
+								  : MODEL_EXIT_UNKNOWN;
+	s->exit_code = rec->u.end.exit_code;
+	s->recorded_events = rec->u.end.events;
+	s->dropped_events = rec->u.end.dropped;
+	s->truncated_stacks = rec->u.end.truncated;
+	s->end_flags = rec->u.end.flags;
+}
+
+static int apply(struct pass *ps, const struct trace_record *rec)
+{
+	struct model *m = ps->m;
+	if (rec->time > ps->last_time)
+		ps->last_time = rec->time;
+	switch (rec->type) {
+	case TR_ALLOC:
+		return on_alloc(ps, rec);
+	case TR_FREE:
+		return on_free(ps, rec);
+	case TR_STACK:
+		return model_add_node(m, rec->u.stack.id, rec->u.stack.parent, rec->u.stack.ip);
+	case TR_SAMPLE:
+		tl_advance(ps, rec->time);
+		m->sum.rss_samples++;
+		if (rec->u.sample.rss > m->sum.peak_rss) {
+			m->sum.peak_rss = rec->u.sample.rss;
+			m->sum.peak_rss_time_ns = rec->time;
+		}
+		if (rec->u.sample.rss > m->timeline[m->ntimeline - 1].rss)
+			m->timeline[m->ntimeline - 1].rss = rec->u.sample.rss;
+		return 0;
+	case TR_EXIT_MARK:
+		/* the last mark wins: it is the closest to the real end */
+		ps->exit_seen = 1;
+		snapshot_leaks(ps, rec->time);
+		return 0;
+	case TR_SYMBOL:
+		return model_add_symbol(m, rec->u.symbol.ip, rec->u.symbol.module, rec->u.symbol.offset,
+					rec->u.symbol.nframes, rec->u.symbol.frames);
+	case TR_MODULE:
+		return model_add_module(m, rec->u.module.id, rec->u.module.bias, rec->u.module.start,
+					rec->u.module.end, rec->u.module.path);
+	case TR_PROCESS:
+		return on_process(m, rec);
+	case TR_END:
+		on_end(m, rec);
+		return 0;
+	default:
+		/* TR_THREAD, TR_STRING: the reader keeps what symbols need */
+		return 0;
+	}
+}
+
+static void finish(struct pass *ps)
+{
+	struct model *m = ps->m;
+	struct model_summary *s = &m->sum;
+	for (size_t i = 0; i < m->nstacks; i++) {
+		struct model_stack *st = &m->stacks[i];
+		const struct stack_snap *sn = &m->priv->snaps[i];
+		int changed = sn->epoch == ps->epoch;
+		st->peak_bytes = changed ? sn->val : st->live_bytes;
+		st->peak_blocks = changed ? sn->blocks : st->live_blocks;
+		if (!ps->exit_seen) {
+			st->leaked_bytes = st->live_bytes;
+			st->leaked_blocks = st->live_blocks;
+		}
+	}
+	if (!ps->exit_seen) {
+		s->leaked_bytes = ps->live_bytes;
+		s->leaked_blocks = ps->live_blocks;
+		s->leak_time_ns = ps->last_time;
+	}
+	s->leaks_at_exit = ps->exit_seen;
+	s->live_bytes = ps->live_bytes;
+	s->live_blocks = ps->live_blocks;
+	s->run_time_ns = ps->last_time;
+	s->threads = ps->nthreads;
+	s->allocations_per_sec = s->run_time_ns ? (double)s->allocations * 1e9 / (double)s->run_time_ns : 0.0;
+}
+
+/* The reader's message without its leading "path: ", which the report names. */
+static void set_reason(struct model *m, enum model_gap gap, const char *path, const char *msg)
+{
+	size_t n = strlen(path);
+	if (!strncmp(msg, path, n) && !strncmp(msg + n, ": ", 2))
+		msg += n + 2;
+	m->sum.complete = 0;
+	m->sum.gap = gap;
+	snprintf(m->sum.incomplete_reason, sizeof(m->sum.incomplete_reason), "%s", msg);
+}
+
+void model_free(struct model *m)
+{
+	if (!m)
+		return;
+	model_priv_free(m->priv);
+	free(m->stacks);
+	free(m->timeline);
+	free(m);
+}
+
+int model_load(struct model **out, const char *path, char *err, size_t errlen)
+{
+	struct trace_reader *r = NULL;
+	struct trace_record rec;
+	struct pass ps = { 0 };
+	char buf[512] = "";
+	int ret = trace_reader_open(&r, path, buf, sizeof(buf));
+	if (ret < 0) {
+		if (err)
+			snprintf(err, errlen, "%s", ret == -ENOMEM && !buf[0] ? "out of memory" : buf);
+		return ret;
+	}
+	struct model *m = calloc(1, sizeof(*m));
+	if (m)
+		m->priv = calloc(1, sizeof(*m->priv));
+	if (m && m->priv)
+		m->timeline = malloc(MODEL_TIMELINE_MAX * sizeof(*m->timeline));
+	if (!m || !m->priv || !m->timeline) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	m->timeline_step_ns = 1024; /* doubles as the run grows: <= MODEL_TIMELINE_MAX points */
+	ps.m = m;
+
+	while ((ret = trace_reader_next(r, &rec)) > 0)
+		if ((ret = apply(&ps, &rec)) < 0)
+			goto fail;
+	if (!m->ntimeline)
+		tl_advance(&ps, 0);
+	finish(&ps);
+
+	m->sum.complete = 1;
+	if (ret < 0) {
+		const char *msg = trace_reader_error(r);
+		/* The reader reports a short read as "truncated", anything else as corrupt. */
+		enum model_gap gap = strstr(msg, ": truncated at offset") ? MODEL_GAP_TRUNCATED : MODEL_GAP_CORRUPT;
+		if (strstr(msg, "out of memory")) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		set_reason(m, gap, path, msg);
+	} else if (!m->sum.has_end) {
+		set_reason(m, MODEL_GAP_NO_END, path, "no end record: the recording was interrupted");
+	} else if (m->sum.end_flags & TRACE_END_RECORDER_INTERRUPTED) {
+		set_reason(m, MODEL_GAP_INTERRUPTED, path, "the recorder stopped before the program did");
+	}
+	trace_reader_close(r);
+	free(ps.live.e);
+	free(ps.threads);
+	idmap_free(&ps.thread_ids);
+	*out = m;
+	return 0;
+fail:
+	if (err)
+		snprintf(err, errlen, "%s: out of memory while reading the trace", path);
+	trace_reader_close(r);
+	free(ps.live.e);
+	free(ps.threads);
+	idmap_free(&ps.thread_ids);
+	model_free(m);
+	return -ENOMEM;
+}
