@@ -38,10 +38,26 @@ struct strtab {
 	struct chunk *chunks;
 };
 
+/* An address range of one compile unit, for objects without .debug_aranges. */
+struct cu_range {
+	Dwarf_Addr lo, hi;
+	int cu;
+};
+
+/* One ELF file reported to libdwfl at one bias; modules declared twice at
+ * the same place share it. */
+struct object {
+	Dwfl_Module *dm; /* NULL when the file could not be read */
+	int cus_built;
+	Dwarf_Die *cus;
+	struct cu_range *ranges;
+	int nranges;
+};
+
 struct module {
 	const char *path;
 	uint64_t bias, start, end;
-	Dwfl_Module *dm; /* NULL when the file could not be read */
+	int obj;
 };
 
 struct range {
@@ -53,6 +69,8 @@ struct sym_ctx {
 	Dwfl *dwfl;
 	struct module *mods;
 	int nmods, capmods;
+	struct object *objs;
+	int nobjs, capobjs;
 	/* Ranges sorted by start, with the running maximum of end over that
 	 * order, so a lookup is a binary search even when ranges overlap. */
 	struct range *order;
@@ -238,25 +256,42 @@ void sym_close(struct sym_ctx *c)
 		free(ch);
 	}
 	free(c->strs.slots);
+	for (int i = 0; i < c->nobjs; i++) {
+		free(c->objs[i].cus);
+		free(c->objs[i].ranges);
+	}
+	free(c->objs);
 	free(c->mods);
 	free(c->order);
 	free(c->tmp);
 	free(c);
 }
 
-/* libdwfl refuses a second report of the same file at the same place, so
- * such a module shares the first one's handle (or its failure). */
-static Dwfl_Module *report_module(struct sym_ctx *c, const char *path, uint64_t bias)
+/* The object for path at bias, reported to libdwfl on first use. libdwfl
+ * refuses a second report of the same file at the same place, so modules
+ * declared twice share the first one's object (or its failure). */
+static int find_object(struct sym_ctx *c, const char *path, uint64_t bias)
 {
-	Dwfl_Module *dm;
+	struct object *o;
 
 	for (int i = 0; i < c->nmods; i++)
 		if (c->mods[i].path == path && c->mods[i].bias == bias)
-			return c->mods[i].dm;
+			return c->mods[i].obj;
+	if (c->nobjs == c->capobjs) {
+		int cap = c->capobjs ? c->capobjs * 2 : 32;
+		struct object *objs = realloc(c->objs, cap * sizeof(*objs));
+
+		if (!objs)
+			return -ENOMEM;
+		c->objs = objs;
+		c->capobjs = cap;
+	}
+	o = &c->objs[c->nobjs];
+	memset(o, 0, sizeof(*o));
 	dwfl_report_begin_add(c->dwfl);
-	dm = dwfl_report_elf(c->dwfl, path, path, -1, bias, false);
+	o->dm = dwfl_report_elf(c->dwfl, path, path, -1, bias, false);
 	dwfl_report_end(c->dwfl, NULL, NULL);
-	return dm;
+	return c->nobjs++;
 }
 
 int sym_add_module(struct sym_ctx *c, const char *path, uint64_t bias, uint64_t start, uint64_t end)
@@ -286,7 +321,9 @@ int sym_add_module(struct sym_ctx *c, const char *path, uint64_t bias, uint64_t 
 	m->bias = bias;
 	m->start = start;
 	m->end = end;
-	m->dm = report_module(c, m->path, bias);
+	m->obj = find_object(c, m->path, bias);
+	if (m->obj < 0)
+		return m->obj;
 	c->sorted = 0;
 	return c->nmods++;
 }
@@ -378,35 +415,125 @@ static int reserve_tmp(struct sym_ctx *c, int n)
 	return 0;
 }
 
+static int cmp_range(const void *a, const void *b)
+{
+	const struct cu_range *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Ranges of every compile unit of o, from DW_AT_low_pc/high_pc/ranges. */
+static void build_cu_ranges(struct object *o)
+{
+	Dwarf_CU *cu = NULL, *next;
+	Dwarf_Die cudie;
+	Dwarf_Addr bias;
+	Dwarf *dw;
+	uint8_t type;
+	int ncus = 0, capcus = 0, capr = 0;
+
+	o->cus_built = 1;
+	dw = dwfl_module_getdwarf(o->dm, &bias);
+	if (!dw)
+		return;
+	for (; dwarf_get_units(dw, cu, &next, NULL, &type, &cudie, NULL) == 0; cu = next) {
+		Dwarf_Addr base, lo, hi;
+		ptrdiff_t off = 0;
+
+		if (type != DW_UT_compile && type != DW_UT_skeleton)
+			continue;
+		if (ncus == capcus) {
+			int cap = capcus ? capcus * 2 : 64;
+			Dwarf_Die *cus = realloc(o->cus, cap * sizeof(*cus));
+
+			if (!cus)
+				break;
+			o->cus = cus;
+			capcus = cap;
+		}
+		while ((off = dwarf_ranges(&cudie, off, &base, &lo, &hi)) > 0) {
+			/* Zero starts are ranges of code the linker dropped. */
+			if (lo == 0 || lo >= hi)
+				continue;
+			if (o->nranges == capr) {
+				int cap = capr ? capr * 2 : 256;
+				struct cu_range *r = realloc(o->ranges, cap * sizeof(*r));
+
+				if (!r)
+					break;
+				o->ranges = r;
+				capr = cap;
+			}
+			o->ranges[o->nranges++] = (struct cu_range){ lo, hi, ncus };
+		}
+		o->cus[ncus++] = cudie;
+	}
+	qsort(o->ranges, o->nranges, sizeof(*o->ranges), cmp_range);
+}
+
 /*
- * Fills c->tmp for address a of module dm, innermost first, and returns the
+ * The compile unit holding a. libdwfl finds it through .debug_aranges, which
+ * clang and rustc do not emit by default: without them, search the units'
+ * own ranges, collected once per object.
+ */
+static Dwarf_Die *find_cu(struct object *o, uint64_t a, Dwarf_Addr *bias)
+{
+	Dwarf_Die *cu = dwfl_module_addrdie(o->dm, a, bias);
+	int lo = 0, hi;
+	Dwarf_Addr pc;
+
+	if (cu)
+		return cu;
+	if (!o->cus_built)
+		build_cu_ranges(o);
+	if (!o->nranges || !dwfl_module_getdwarf(o->dm, bias))
+		return NULL;
+	pc = a - *bias;
+	hi = o->nranges;
+	while (lo < hi) { /* first range starting after pc */
+		int mid = lo + (hi - lo) / 2;
+
+		if (o->ranges[mid].lo <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Units should not overlap; look a little further back in case. */
+	for (int i = lo - 1; i >= 0 && i >= lo - 8; i--)
+		if (pc < o->ranges[i].hi)
+			return &o->cus[o->ranges[i].cu];
+	return NULL;
+}
+
+/*
+ * Fills c->tmp for address a of object o, innermost first, and returns the
  * count. Each inlined instance is a frame whose position is the line being
  * executed in it: the line table's for the innermost, and for each outer one
  * the DW_AT_call_file/line of the instance nested in it.
  */
-static int dwarf_frames(struct sym_ctx *c, Dwfl_Module *dm, uint64_t a, const char *elf_name)
+static int dwarf_frames(struct sym_ctx *c, struct object *o, uint64_t a, const char *elf_name)
 {
 	Dwarf_Die *scopes = NULL, *cu, inner;
 	Dwarf_Files *files = NULL;
+	const char *comp_dir = NULL, *file = NULL;
 	Dwarf_Attribute attr;
-	Dwarf_Addr bias;
-	Dwfl_Line *line;
-	const char *comp_dir, *file = NULL;
+	Dwarf_Addr bias = 0;
+	Dwarf_Line *line;
 	unsigned lineno = 0;
-	int ns, n = 0, err;
+	int ns = 0, n = 0, err;
 
-	line = dwfl_module_getsrc(dm, a);
-	if (line) {
-		int l = 0;
-
-		file = dwfl_lineinfo(line, NULL, &l, NULL, NULL, NULL);
-		file = intern_path(c, file, dwfl_line_comp_dir(line));
-		lineno = l > 0 ? (unsigned)l : 0;
-	}
-
-	ns = 0;
-	cu = dwfl_module_addrdie(dm, a, &bias);
+	cu = find_cu(o, a, &bias);
 	if (cu) {
+		comp_dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr));
+		line = dwarf_getsrc_die(cu, a - bias);
+		if (line) {
+			int l = 0;
+
+			file = intern_path(c, dwarf_linesrc(line, NULL, NULL), comp_dir);
+			if (dwarf_lineno(line, &l) == 0 && l > 0)
+				lineno = (unsigned)l;
+		}
+
 		/* dwarf_getscopes stops at the innermost inlined instance and
 		 * continues with its abstract definition; the concrete chain
 		 * of parents comes from dwarf_getscopes_die on the innermost. */
@@ -419,15 +546,14 @@ static int dwarf_frames(struct sym_ctx *c, Dwfl_Module *dm, uint64_t a, const ch
 		}
 		if (ns < 0)
 			ns = 0;
+		if (ns > 0 && dwarf_getsrcfiles(cu, &files, NULL) != 0)
+			files = NULL;
 	}
 	err = reserve_tmp(c, ns + 1);
 	if (err) {
 		free(scopes);
 		return err;
 	}
-	comp_dir = cu ? dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr)) : NULL;
-	if (ns > 0 && dwarf_getsrcfiles(cu, &files, NULL) != 0)
-		files = NULL;
 
 	for (int i = 0; i < ns; i++) {
 		Dwarf_Die *die = &scopes[i];
@@ -469,6 +595,7 @@ int sym_resolve(struct sym_ctx *c, uint64_t ip, int return_addr, struct sym_fram
 	GElf_Off soff;
 	GElf_Sym sym;
 	struct module *m;
+	struct object *o;
 	int mi, n;
 
 	if (module)
@@ -487,11 +614,12 @@ int sym_resolve(struct sym_ctx *c, uint64_t ip, int return_addr, struct sym_fram
 		*module = mi;
 	if (offset)
 		*offset = ip - m->bias;
-	if (!m->dm)
+	o = &c->objs[m->obj];
+	if (!o->dm)
 		return 1;
 
-	elf_name = dwfl_module_addrinfo(m->dm, a, &soff, &sym, NULL, NULL, NULL);
-	n = dwarf_frames(c, m->dm, a, elf_name);
+	elf_name = dwfl_module_addrinfo(o->dm, a, &soff, &sym, NULL, NULL, NULL);
+	n = dwarf_frames(c, o, a, elf_name);
 	if (n < 0)
 		return n;
 	/* Too many frames for out: keep the innermost ones and the function

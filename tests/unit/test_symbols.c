@@ -1,0 +1,283 @@
+/*
+ * test_symbols.c: the symbols module against a program compiled here with a
+ * known inline chain (tests/unit/symbols/inline_chain.c), plus demangling
+ * and the odd cases (no module, unreadable module). One line per check; the
+ * last line is "N passed, M failed" and the exit status is 1 on any failure.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "symbols/symbols.h"
+
+static int passed, failed;
+
+static void check(int ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s ", ok ? "ok:  " : "FAIL:");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	if (ok)
+		passed++;
+	else
+		failed++;
+}
+
+static int streq(const char *a, const char *b)
+{
+	return a && b && !strcmp(a, b);
+}
+
+static const char *show(const char *s)
+{
+	return s ? s : "(null)";
+}
+
+static void check_demangle(const char *mangled, const char *want)
+{
+	char *got = sym_demangle(mangled);
+
+	if (want)
+		check(streq(got, want), "demangle %s -> %s (got %s)", mangled, want, show(got));
+	else
+		check(!got, "demangle %s -> not mangled (got %s)", mangled, show(got));
+	free(got);
+}
+
+static void test_demangle(void)
+{
+	check_demangle("_ZN3foo3barEv", "foo::bar()");
+	check_demangle("_ZNSt6vectorIiSaIiEE9push_backERKi",
+		       "std::vector<int, std::allocator<int> >::push_back(int const&)");
+	check_demangle("_ZN4core3fmt5write17h0123456789abcdefE", "core::fmt::write");
+	check_demangle("_ZN5alloc7raw_vec11finish_grow17h9a3f1c2b4d5e6f70E", "alloc::raw_vec::finish_grow");
+	/* Rust v0 examples from the v0 mangling RFC. */
+	check_demangle("_RNvCs15kBYyAo9fc_7mycrate7example", "mycrate::example");
+	check_demangle("_RINvNtC3std3mem8align_ofdE", "std::mem::align_of::<f64>");
+	check_demangle("malloc", NULL);
+	check_demangle("_Z", NULL);
+	check_demangle("", NULL);
+}
+
+/* Directory holding inline_chain.c: next to this source when run from the
+ * top of the tree, else found from the binary's place in build/tests/. */
+static int find_srcdir(char *dir, size_t size)
+{
+	char exe[PATH_MAX], path[PATH_MAX];
+	ssize_t len;
+	char *slash;
+
+	snprintf(dir, size, "%s", __FILE__);
+	slash = strrchr(dir, '/');
+	snprintf(slash ? slash + 1 : dir, size - (slash ? (size_t)(slash + 1 - dir) : 0), "symbols");
+	if (snprintf(path, sizeof(path), "%s/inline_chain.c", dir) < (int)sizeof(path) && !access(path, R_OK))
+		return 0;
+
+	len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (len <= 0)
+		return -ENOENT;
+	exe[len] = '\0';
+	for (int up = 0; up < 3 && (slash = strrchr(exe, '/')); up++)
+		*slash = '\0';
+	if (snprintf(dir, size, "%s/tests/unit/symbols", exe) >= (int)size ||
+	    snprintf(path, sizeof(path), "%s/inline_chain.c", dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	return access(path, R_OK) ? -ENOENT : 0;
+}
+
+/* The line holding marker in file, or 0. */
+static unsigned marker_line(const char *file, const char *marker)
+{
+	char buf[512];
+	unsigned line = 0, found = 0;
+	FILE *f = fopen(file, "r");
+
+	if (!f)
+		return 0;
+	while (!found && fgets(buf, sizeof(buf), f)) {
+		line++;
+		if (strstr(buf, marker))
+			found = line;
+	}
+	fclose(f);
+	return found;
+}
+
+static int same_file(const char *a, const char *b)
+{
+	struct stat x, y;
+
+	return a && b && !stat(a, &x) && !stat(b, &y) && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+struct run {
+	uint64_t ra, f, bias, start, end;
+};
+
+static int run_program(const char *exe, struct run *r)
+{
+	char line[256];
+	int got = 0;
+	FILE *p = popen(exe, "r");
+
+	if (!p)
+		return -errno;
+	while (fgets(line, sizeof(line), p)) {
+		unsigned long long a, b, c;
+
+		if (sscanf(line, "ra %llx", &a) == 1) {
+			r->ra = a;
+			got |= 1;
+		} else if (sscanf(line, "f %llx", &a) == 1) {
+			r->f = a;
+			got |= 2;
+		} else if (sscanf(line, "bias %llx start %llx end %llx", &a, &b, &c) == 3) {
+			r->bias = a;
+			r->start = b;
+			r->end = c;
+			got |= 4;
+		}
+	}
+	if (pclose(p) != 0 || got != 7)
+		return -EIO;
+	return 0;
+}
+
+static void test_inline_chain(const char *srcdir, const char *tmpdir)
+{
+	char src[PATH_MAX], exe[PATH_MAX], cmd[3 * PATH_MAX];
+	const char *cc = getenv("CC");
+	struct sym_frame fr[8], again[8];
+	struct sym_ctx *c = NULL;
+	unsigned line_g, line_f;
+	uint64_t off;
+	struct run r = { 0 };
+	int n, mod, idx, err;
+
+	if (snprintf(src, sizeof(src), "%s/inline_chain.c", srcdir) >= (int)sizeof(src) ||
+	    snprintf(exe, sizeof(exe), "%s/inline_chain", tmpdir) >= (int)sizeof(exe)) {
+		check(0, "paths fit in PATH_MAX");
+		return;
+	}
+	line_g = marker_line(src, "MARK_G_CALL");
+	line_f = marker_line(src, "MARK_F_CALL");
+	check(line_g && line_f, "markers found in %s (g at %u, f at %u)", src, line_g, line_f);
+
+	/* Compiled from its own directory with a relative name, so the DWARF
+	 * file name is relative and must be joined with the comp dir. */
+	snprintf(cmd, sizeof(cmd), "cd '%s' && %s -O2 -g -o '%s' inline_chain.c", srcdir, cc && *cc ? cc : "cc",
+		 exe);
+	err = system(cmd);
+	check(err == 0, "compile inline_chain.c with -O2 -g");
+	if (err)
+		return;
+	err = run_program(exe, &r);
+	check(err == 0, "run inline_chain: ra, f and load bias printed");
+	if (err)
+		return;
+
+	err = sym_open(&c);
+	check(err == 0 && c, "sym_open");
+	if (err)
+		return;
+	idx = sym_add_module(c, exe, r.bias, r.start, r.end);
+	check(idx == 0, "sym_add_module(program) -> 0 (got %d)", idx);
+
+	n = sym_resolve(c, r.ra, 1, fr, 8, &mod, &off);
+	check(n == 2, "return address in g inside f: 2 frames (got %d)", n);
+	check(mod == 0 && off == r.ra - r.bias, "module 0, offset ra - bias (got %d, %#" PRIx64 ")", mod, off);
+	if (n == 2) {
+		check(streq(fr[0].function, "g") && fr[0].inlined == 1, "frame 0 is g, inlined (got %s, %d)",
+		      show(fr[0].function), fr[0].inlined);
+		check(fr[0].file && fr[0].file[0] == '/' && same_file(fr[0].file, src),
+		      "frame 0 file is inline_chain.c, absolute (got %s)", show(fr[0].file));
+		check(fr[0].line == line_g, "frame 0 line %u (got %u)", line_g, fr[0].line);
+		check(streq(fr[1].function, "f") && fr[1].inlined == 0, "frame 1 is f, not inlined (got %s, %d)",
+		      show(fr[1].function), fr[1].inlined);
+		check(same_file(fr[1].file, src), "frame 1 file is inline_chain.c (got %s)", show(fr[1].file));
+		check(fr[1].line == line_f, "frame 1 line %u, the call of g (got %u)", line_f, fr[1].line);
+		check(fr[0].file == fr[1].file, "same file name is one interned pointer");
+
+		n = sym_resolve(c, r.ra, 1, again, 8, NULL, NULL);
+		check(n == 2 && again[0].function == fr[0].function && again[1].function == fr[1].function &&
+			      again[0].file == fr[0].file,
+		      "second lookup returns the same interned strings");
+		n = sym_resolve(c, r.ra, 1, again, 1, NULL, NULL);
+		check(n == 1 && again[0].function == fr[1].function && again[0].inlined == 0,
+		      "max 1 keeps the containing function (got %d, %s)", n, show(again[0].function));
+	}
+
+	n = sym_resolve(c, r.f, 0, again, 8, &mod, &off);
+	check(n >= 1 && streq(again[n - 1].function, "f") && again[n - 1].inlined == 0 && mod == 0 &&
+		      off == r.f - r.bias,
+	      "f's entry (not a return address) resolves to f (got %s)", n >= 1 ? show(again[n - 1].function) : "-");
+	if (n >= 1 && fr[1].function)
+		check(again[n - 1].function == fr[1].function, "f is one interned pointer across addresses");
+
+	/* An address below every module. */
+	n = sym_resolve(c, 0x1000, 1, again, 8, &mod, &off);
+	check(n == 1 && !again[0].function && !again[0].file && again[0].line == 0 && mod == -1 && off == 0x1000,
+	      "address in no module: no function, module -1, offset is the address");
+
+	/* A module that does not exist keeps its index and gives offsets. */
+	idx = sym_add_module(c, "/nonexistent/libnothing.so", 0x7f0000000000ULL, 0x7f0000000000ULL,
+			     0x7f0000100000ULL);
+	check(idx == 1, "sym_add_module(missing file) -> 1 (got %d)", idx);
+	n = sym_resolve(c, 0x7f0000001234ULL, 1, again, 8, &mod, &off);
+	check(n == 1 && !again[0].function && mod == 1 && off == 0x1234,
+	      "address in missing module: no function, module 1, offset 0x1234 (got %d, %s, %d, %#" PRIx64 ")", n,
+	      show(again[0].function), mod, off);
+
+	/* A readable file that is not ELF. */
+	idx = sym_add_module(c, src, 0x7e0000000000ULL, 0x7e0000000000ULL, 0x7e0000100000ULL);
+	n = sym_resolve(c, 0x7e0000000010ULL, 0, again, 8, &mod, &off);
+	check(idx == 2 && n == 1 && !again[0].function && mod == 2 && off == 0x10,
+	      "address in a non-ELF module: no function, offset only");
+
+	/* The program declared again at the same place (dlclose, dlopen):
+	 * the last declaration wins and still resolves. */
+	idx = sym_add_module(c, exe, r.bias, r.start, r.end);
+	n = sym_resolve(c, r.ra, 1, again, 8, &mod, &off);
+	check(idx == 3 && n == 2 && mod == 3 && again[1].function == fr[1].function,
+	      "module declared twice: the last one wins (got idx %d, module %d)", idx, mod);
+
+	check(sym_add_module(c, exe, 0, 10, 10) == -EINVAL, "empty range is -EINVAL");
+	check(sym_resolve(c, r.ra, 1, again, 0, NULL, NULL) == -EINVAL, "max 0 is -EINVAL");
+	sym_close(c);
+}
+
+int main(void)
+{
+	char srcdir[PATH_MAX], tmpdir[] = "/tmp/test_symbols.XXXXXX", cmd[PATH_MAX + 32];
+	const char *t = getenv("TMPDIR");
+	char tmpl[PATH_MAX];
+	char *dir;
+
+	test_demangle();
+
+	snprintf(tmpl, sizeof(tmpl), "%s/test_symbols.XXXXXX", t && *t ? t : "/tmp");
+	dir = mkdtemp(tmpl);
+	if (!dir)
+		dir = mkdtemp(tmpdir);
+	check(dir != NULL, "temporary directory");
+	check(find_srcdir(srcdir, sizeof(srcdir)) == 0, "find tests/unit/symbols");
+	if (dir) {
+		test_inline_chain(srcdir, dir);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", dir);
+	}
+
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
