@@ -1,0 +1,91 @@
+#!/bin/sh
+# tests/run.sh: runs every unit test binary ($BUILD/tests/test_*) and every
+# integration test (tests/integration/test_*.py), one after the other.
+# A unit binary passes with status 0 and is skipped with 77 (automake's
+# convention); an integration file prints one "ok", "FAIL" or "skip" line per
+# test. Skipped tests are counted apart: only a missing optional tool
+# (valgrind, cargo) skips; a missing or broken heapscope fails.
+# Ends with "N passed, M failed, K skipped"; exits 1 if any failed.
+#
+# usage: tests/run.sh [PATTERN]   (runs only the tests whose file name contains PATTERN)
+cd "$(dirname "$0")/.." || exit 2
+BUILD=${BUILD:-build}
+pattern=${1:-}
+passed=0
+failed=0
+skipped=0
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/heapscope-test.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+matches() {
+	[ -z "$pattern" ] && return 0
+	case "$1" in *"$pattern"*) return 0 ;; esac
+	return 1
+}
+
+# timeout(1) keeps a hung test from hanging the run; without it, run as is.
+limit() {
+	if command -v timeout >/dev/null 2>&1; then
+		timeout "$@"
+	else
+		shift
+		"$@"
+	fi
+}
+
+echo "== unit tests"
+for t in "$BUILD"/tests/test_*; do
+	[ -f "$t" ] && [ -x "$t" ] || continue
+	name=$(basename "$t")
+	matches "$name" || continue
+	limit 300 "$t" >"$tmp/out" 2>&1
+	rc=$?
+	case $rc in
+	0)
+		passed=$((passed + 1))
+		echo "ok   $name" ;;
+	77)
+		skipped=$((skipped + 1))
+		echo "skip $name" ;;
+	*)
+		failed=$((failed + 1))
+		echo "FAIL $name (exit $rc)"
+		tail -n 20 "$tmp/out" | sed 's/^/    /' ;;
+	esac
+done
+
+echo "== integration tests"
+py=$(command -v python3)
+for t in tests/integration/test_*.py; do
+	[ -f "$t" ] || continue
+	name=$(basename "$t" .py)
+	matches "$name" || continue
+	if [ -z "$py" ]; then
+		failed=$((failed + 1))
+		echo "FAIL $name: python3 not found"
+		continue
+	fi
+	HEAPSCOPE_BUILD=$BUILD HEAPSCOPE_TEST_TMP=$tmp/$name limit 1800 "$py" "$t" >"$tmp/out" 2>&1
+	rc=$?
+	cat "$tmp/out"
+	p=$(grep -c '^ok ' "$tmp/out")
+	f=$(grep -c '^FAIL ' "$tmp/out")
+	s=$(grep -c '^skip ' "$tmp/out")
+	# A file that died or hung without saying FAIL still failed.
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+		echo "FAIL $name: exited $rc"
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + s))
+done
+
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]
