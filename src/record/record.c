@@ -1,0 +1,279 @@
+/*
+ * record.c: one recording from start to end. Checks and spawns the program,
+ * creates the trace named after its pid, drains its events while it runs,
+ * then drains what is left, appends the symbols and the end record.
+ */
+#include "record/record.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUSY_ROUND 1024                 /* events in a round that mean: go again at once */
+#define IDLE_SLEEP_NS 1000000L          /* between rounds that found little */
+#define POLL_NS 1000000ull              /* how often to ask whether the child ended */
+#define FLUSH_NS 1000000000ull          /* a killed recorder loses at most this much */
+#define TERM_GRACE_NS 2000000000ull     /* after a SIGTERM, wait this long for the program */
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static char *default_name(const char *prog, pid_t pid)
+{
+	const char *base = strrchr(prog, '/');
+	base = base ? base + 1 : prog;
+	size_t n = strlen(base) + 48;
+	char *s = malloc(n);
+	if (s)
+		snprintf(s, n, "heapscope.%s.%d.hst", base, (int)pid);
+	return s;
+}
+
+static void write_process(struct trace_writer *w, pid_t pid, uint64_t start_unix, uint64_t interval_ns,
+			  const char *exe, char **argv)
+{
+	uint64_t argc = 0;
+	while (argv[argc])
+		argc++;
+	tw_begin(w, TR_PROCESS);
+	tw_u(w, (uint64_t)pid);
+	tw_u(w, start_unix);
+	tw_u(w, (uint64_t)sysconf(_SC_PAGESIZE));
+	tw_u(w, interval_ns);
+	tw_str(w, exe);
+	tw_u(w, argc);
+	for (uint64_t i = 0; i < argc; i++)
+		tw_str(w, argv[i]);
+	tw_end(w);
+}
+
+static void write_end(struct trace_writer *w, uint64_t t, unsigned kind, uint64_t code, uint64_t events,
+		      uint64_t dropped, uint64_t truncated, uint64_t flags)
+{
+	tw_begin(w, TR_END);
+	tw_time(w, t);
+	tw_u(w, kind);
+	tw_u(w, code);
+	tw_u(w, events);
+	tw_u(w, dropped);
+	tw_u(w, truncated);
+	tw_u(w, flags);
+	tw_end(w);
+}
+
+static void human_size(char *buf, size_t len, uint64_t n)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	int u = 0;
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)n);
+	else
+		snprintf(buf, len, "%.1f %s", v, unit[u]);
+}
+
+/* The path as a shell word, for the hint the user copies. */
+static void shell_word(char *buf, size_t len, const char *s)
+{
+	if (!s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+.,/:=@%")]) {
+		snprintf(buf, len, "%s", s);
+		return;
+	}
+	size_t k = 0;
+	if (k + 1 < len)
+		buf[k++] = '\'';
+	for (; *s && k + 5 < len; s++) {
+		if (*s == '\'') {
+			memcpy(buf + k, "'\\''", 4);
+			k += 4;
+		} else {
+			buf[k++] = *s;
+		}
+	}
+	if (k + 1 < len)
+		buf[k++] = '\'';
+	buf[k] = 0;
+}
+
+static void sleep_ns(long ns)
+{
+	struct timespec ts = { 0, ns };
+	nanosleep(&ts, NULL); /* a signal cuts it short: fine, the loop looks again */
+}
+
+int rec_record(const struct rec_options *o)
+{
+	char *prog = NULL, *preload = NULL, *name = NULL;
+	struct rec_shm shm = { .fd = -1 };
+	struct rec_child child = { .pid = 0, .go_fd = -1, .err_fd = -1 };
+	struct trace_writer *w = NULL;
+	struct rec_drain *d = NULL;
+	int status = 1, ret, write_failed = 0;
+
+	ret = rec_resolve_program(o->argv[0], &prog);
+	if (ret)
+		return ret == -ENOENT ? 127 : 126; /* the shell's codes for not found / cannot run */
+	if (rec_find_preload(&preload) || rec_shm_create(&shm, o->no_freeres ? HS_OPT_NO_FREERES : 0))
+		goto out;
+
+	uint64_t t0 = clock_ns(CLOCK_MONOTONIC), start_unix = clock_ns(CLOCK_REALTIME);
+	rec_signals_setup();
+	if (rec_spawn(&child, prog, o->argv, preload, shm.fd))
+		goto out;
+	name = o->output ? strdup(o->output) : default_name(prog, child.pid);
+	ret = name ? trace_writer_open(&w, name, o->force) : -ENOMEM;
+	if (!ret)
+		ret = rec_drain_new(&d, shm.h, w, t0, child.pid);
+	if (ret) {
+		rec_spawn_release(&child, 1);
+		if (ret == -EEXIST)
+			rec_error("%s already exists; remove it, replace it with --force, or name another with -o", name);
+		else
+			rec_error("cannot create %s: %s; check the directory, or name another file with -o",
+				  name ? name : "the trace", strerror(-ret));
+		goto out;
+	}
+	write_process(w, child.pid, start_unix, o->interval_ns, prog, o->argv);
+	if (!o->output)
+		rec_error("recording into %s", name);
+	ret = rec_spawn_release(&child, 0);
+	/* the child has its copy (or is gone); we keep only the mapping */
+	close(shm.fd);
+	shm.fd = -1;
+	if (ret) {
+		rec_error("cannot execute %s: %s", prog, strerror(-ret));
+		trace_writer_close(w);
+		w = NULL;
+		unlink(name); /* a trace of nothing would only mislead */
+		status = 127;
+		goto out;
+	}
+
+	int reaped = 0, interrupted = 0, wstatus = 0;
+	uint64_t now = rec_drain_now(d), next_sample = now, next_flush = now + FLUSH_NS, next_poll = now;
+	uint64_t term_deadline = 0;
+	for (;;) {
+		now = rec_drain_now(d);
+		if (now >= next_poll) {
+			int r = rec_child_poll(&child, &wstatus);
+			next_poll = now + POLL_NS;
+			if (r > 0) {
+				reaped = 1;
+				break;
+			}
+			if (r < 0) {
+				rec_error("lost track of %s (pid %d): %s; the trace ends here", prog, (int)child.pid,
+					  strerror(-r));
+				break;
+			}
+		}
+		unsigned terms = rec_signals_term_count();
+		if (terms) {
+			/* forwarded: give the program a moment to end by itself */
+			if (!term_deadline)
+				term_deadline = now + TERM_GRACE_NS;
+			if (terms > 1 || now >= term_deadline) {
+				interrupted = 1;
+				break;
+			}
+		}
+		if (now >= next_sample) {
+			rec_drain_sample(d);
+			next_sample += o->interval_ns;
+			if (next_sample <= now)
+				next_sample = now + o->interval_ns;
+		}
+		long moved = rec_drain_round(d, 0);
+		if (moved < 0 && moved != -ENOMEM) {
+			moved = 0; /* the writer's error: reported below, keep the program going */
+		} else if (moved < 0) {
+			rec_error("out of memory while recording; the trace ends here");
+			interrupted = 1;
+			break;
+		}
+		if (now >= next_flush) {
+			next_flush = now + FLUSH_NS;
+			if (trace_writer_flush(w) && !write_failed) {
+				write_failed = 1;
+				rec_error("cannot write %s: %s; the trace will be incomplete", name,
+					  strerror(-trace_writer_flush(w)));
+			}
+		}
+		if (moved < BUSY_ROUND)
+			sleep_ns(IDLE_SLEEP_NS);
+	}
+
+	/* The program is gone (or we stop): everything left, in time order. */
+	ret = (int)rec_drain_round(d, 1);
+	if (ret == -ENOMEM)
+		rec_error("out of memory while writing the last events; the trace is incomplete");
+	uint64_t nsyms = 0;
+	size_t nmods = 0;
+	const struct rec_module *mods = rec_drain_modules(d, &nmods);
+	ret = rec_symbols_write(w, shm.h, rec_drain_nodes(d), mods, nmods, &nsyms);
+	if (ret)
+		rec_error("cannot symbolize: %s; the trace has addresses only", strerror(-ret));
+
+	struct rec_drain_stats st;
+	rec_drain_get_stats(d, &st);
+	unsigned kind = TRACE_EXIT_UNKNOWN;
+	uint64_t code = 0, flags = 0;
+	if (reaped && WIFEXITED(wstatus)) {
+		kind = TRACE_EXITED;
+		code = (uint64_t)WEXITSTATUS(wstatus);
+		status = WEXITSTATUS(wstatus);
+	} else if (reaped && WIFSIGNALED(wstatus)) {
+		kind = TRACE_SIGNALED;
+		code = (uint64_t)WTERMSIG(wstatus);
+		status = 128 + WTERMSIG(wstatus);
+	} else {
+		flags |= TRACE_END_RECORDER_INTERRUPTED;
+		status = 128 + SIGTERM;
+	}
+	uint64_t dropped = atomic_load(&shm.h->dropped) + st.skipped;
+	write_end(w, rec_drain_now(d), kind, code, st.events, dropped, atomic_load(&shm.h->truncated), flags);
+	ret = trace_writer_close(w);
+	w = NULL;
+	if (ret || write_failed) {
+		if (!write_failed)
+			rec_error("cannot write %s: %s; the trace is incomplete", name, strerror(-ret));
+		status = 1;
+		goto out;
+	}
+
+	struct stat sb;
+	char size[32], word[4200];
+	human_size(size, sizeof(size), stat(name, &sb) == 0 ? (uint64_t)sb.st_size : 0);
+	shell_word(word, sizeof(word), name);
+	if (interrupted && !reaped)
+		rec_error("stopped before %s ended (pid %d still runs); the trace ends there", prog, (int)child.pid);
+	if (dropped)
+		rec_error("%llu events could not be recorded; totals are short by that many",
+			  (unsigned long long)dropped);
+	rec_error("%llu events, %llu threads, %llu stacks, %llu symbols: %s in %s; run 'heapscope report %s'",
+		  (unsigned long long)st.events, (unsigned long long)st.threads, (unsigned long long)st.stacks,
+		  (unsigned long long)nsyms, size, name, word);
+out:
+	if (w)
+		trace_writer_close(w);
+	rec_drain_free(d);
+	rec_shm_destroy(&shm);
+	free(name);
+	free(prog);
+	free(preload);
+	return status;
+}

@@ -1,0 +1,153 @@
+/*
+ * record.h: `heapscope record`, the recorder side. It spawns the program with
+ * libheapscope.so preloaded, drains the shared-memory rings (shm_layout.h)
+ * into a trace (trace.h) in time order, and symbolizes at the end.
+ *
+ *   record.c          the whole run: trace, spawn, main loop, end record
+ *   record_spawn.c    program checks, shared memory, environment, fork/exec,
+ *                     signals, waiting
+ *   record_drain.c    rings -> merged, time-ordered records; stack nodes,
+ *                     modules, threads, RSS samples
+ *   record_symbols.c  the symbol table appended at the end
+ */
+#ifndef HS_RECORD_H
+#define HS_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shm_layout.h"
+#include "trace/trace.h"
+
+#define REC_DEFAULT_INTERVAL_MS 10
+
+struct rec_options {
+	const char *output;        /* NULL: heapscope.<basename>.<pid>.hst in the cwd */
+	int force;                 /* replace an existing regular file */
+	uint64_t interval_ns;      /* RSS sampling period */
+	int no_freeres;            /* HS_OPT_NO_FREERES */
+	char **argv;               /* PROGRAM ARGS..., NULL-terminated */
+};
+
+/* Runs the program under the recorder and writes the trace. Prints its own
+ * errors. Returns the exit status heapscope should exit with: the program's
+ * (128+N when killed by signal N), 127 when it could not be started, 2 for a
+ * usage error found late, 1 for a recorder failure. */
+int rec_record(const struct rec_options *o);
+
+/* Prints "heapscope: <message>" on stderr, the CLI's one error style. */
+void rec_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- record_spawn.c ---------------------------------------------------- */
+
+/* Finds name on PATH (or takes it as a path when it has a '/') and checks
+ * that LD_PRELOAD can work on it: an executable regular file, not setuid or
+ * setgid to other ids, and a dynamically linked ELF of our own class and
+ * machine (a "#!" script is accepted: its interpreter gets the library).
+ * On success *path is a malloc'd absolute path. Prints the reason otherwise.
+ * Returns 0 or -errno. */
+int rec_resolve_program(const char *name, char **path);
+
+/* Finds libheapscope.so next to the running heapscope binary, else in
+ * ../lib/heapscope/ from it. *path is malloc'd and absolute. Prints the
+ * reason when it is missing. Returns 0 or -errno. */
+int rec_find_preload(char **path);
+
+/* The region shared with the target: a sparse memfd of hs_shm_size() bytes,
+ * mapped MAP_SHARED, with the header filled in. */
+struct rec_shm {
+	int fd;                    /* close-on-exec; the child clears that flag */
+	struct hs_shm_header *h;
+	size_t size;
+};
+
+int rec_shm_create(struct rec_shm *s, uint32_t options);
+void rec_shm_destroy(struct rec_shm *s);
+
+/* The program, forked but held before execve until rec_spawn_release, so
+ * the trace can be named after its pid and created before it runs. */
+struct rec_child {
+	pid_t pid;
+	int go_fd;                 /* write end: a byte lets the child exec */
+	int err_fd;                /* read end: the child's errno if execve fails */
+};
+
+/* Saves the signal state the program must inherit and sets the recorder's:
+ * SIGINT/SIGQUIT ignored, SIGTERM/SIGHUP forwarded to the child, SIGCHLD
+ * default (waitpid must see the child). */
+void rec_signals_setup(void);
+/* Forks the child: it restores the signal state saved above, builds its
+ * environment (LD_PRELOAD, HEAPSCOPE_SHM_FD) and waits for the release. */
+int rec_spawn(struct rec_child *c, const char *path, char **argv, const char *preload, int shm_fd);
+/* Lets the child exec. Returns 0 once it has, or -errno of its failed execve
+ * (the child is reaped then). abort=1 makes it exit without exec'ing. */
+int rec_spawn_release(struct rec_child *c, int abort);
+/* Non-blocking wait: 1 with *status when the child has ended, 0 if it
+ * runs, -errno on error. Signals are never forwarded to a reaped pid. */
+int rec_child_poll(struct rec_child *c, int *status);
+/* SIGTERMs received so far (the first one is forwarded to the child). */
+unsigned rec_signals_term_count(void);
+
+/* ---- record_drain.c ---------------------------------------------------- */
+
+struct rec_drain;
+
+struct rec_drain_stats {
+	uint64_t events;           /* TR_ALLOC + TR_FREE written */
+	uint64_t allocs, frees;
+	uint64_t exit_marks;
+	uint64_t threads;          /* TR_THREAD written */
+	uint64_t stacks;           /* TR_STACK written */
+	uint64_t modules;          /* TR_MODULE written */
+	uint64_t samples;          /* TR_SAMPLE written */
+	uint64_t skipped;          /* events copied but not written: unknown kind, overrun */
+	uint64_t anomalies;        /* protocol breaches repaired (stack or parent reset) */
+	uint64_t rounds;
+	uint64_t pending;          /* copied from the rings, not yet written */
+};
+
+/* A module as written in TR_MODULE; id counts from 1 (0 = no module). */
+struct rec_module {
+	uint64_t id, bias, start, end;
+	uint32_t build_id_len;
+	uint8_t build_id[32];
+	char path[sizeof(((struct hs_module *)0)->path)];
+};
+
+/* Drains h into w. t0 is the CLOCK_MONOTONIC ns that trace time 0 stands
+ * for; pid is the target, whose threads are checked for liveness and whose
+ * RSS is sampled. */
+int rec_drain_new(struct rec_drain **out, struct hs_shm_header *h, struct trace_writer *w, uint64_t t0, pid_t pid);
+void rec_drain_free(struct rec_drain *d);
+/*
+ * One round: copies every published event out of the rings, writes new
+ * modules and stack nodes, and writes the events (and queued samples) that
+ * are certainly in time order: those older than the watermark. final=1 is
+ * for when the target is gone: every ring is drained whatever its state and
+ * everything pending is written. Returns the events copied out of the rings
+ * (>= 0) or -errno of the writer.
+ */
+long rec_drain_round(struct rec_drain *d, int final);
+/* Queues a TR_SAMPLE of the target's RSS less our shared memory, stamped
+ * now; it is written in time order by the next rounds. 0 or -errno (the
+ * target is gone). */
+int rec_drain_sample(struct rec_drain *d);
+/* Now, in trace time (ns since t0). */
+uint64_t rec_drain_now(const struct rec_drain *d);
+void rec_drain_get_stats(const struct rec_drain *d, struct rec_drain_stats *st);
+/* The modules written so far, in id order (ids 1..n). */
+const struct rec_module *rec_drain_modules(const struct rec_drain *d, size_t *n);
+/* Stack nodes written so far: ids 1..n-1 of the trie. */
+uint32_t rec_drain_nodes(const struct rec_drain *d);
+
+/* ---- record_symbols.c -------------------------------------------------- */
+
+/* Resolves every distinct ip of nodes 1..nnodes-1 once and writes TR_STRING
+ * and TR_SYMBOL records. Failing to read a binary is not an error: its
+ * addresses get module + offset only. *nsyms gets the symbols written.
+ * Returns 0 or -errno (out of memory, or the symbolizer cannot start). */
+int rec_symbols_write(struct trace_writer *w, const struct hs_shm_header *h, uint32_t nnodes,
+		      const struct rec_module *mods, size_t nmods, uint64_t *nsyms);
+
+#endif
