@@ -4,6 +4,8 @@
  * One offline Dwfl holds every module; our own table of address ranges picks
  * the module (so ranges reused after dlclose never confuse libdwfl), then
  * libdwfl gives the ELF symbol and libdw the DWARF scopes around the address.
+ * Each compile unit gets an index of its functions on first use, so the DIEs
+ * of a function body are read only when an address falls in it.
  * Every returned string is interned in the context, so equal names are one
  * pointer and callers may compare or hash them by address.
  */
@@ -38,19 +40,48 @@ struct strtab {
 	struct chunk *chunks;
 };
 
-/* An address range of one compile unit, for objects without .debug_aranges. */
-struct cu_range {
+/* One address range of a function with code, and its DIE. */
+struct func {
 	Dwarf_Addr lo, hi;
-	int cu;
+	Dwarf_Die die;
+};
+
+/* A compile unit, with the index of its functions built on first use. */
+struct unit {
+	Dwarf_Die die;
+	Dwarf_Off off;
+	int indexed;
+	struct func *funcs;
+	int nfuncs;
+};
+
+/* An address range of one compile unit, for objects without .debug_aranges. */
+struct unit_range {
+	Dwarf_Addr lo, hi;
+	int unit;
+};
+
+/* A code symbol of the ELF symbol table, at its absolute address. */
+struct esym {
+	uint64_t lo, hi;  /* a sizeless symbol ends with its section */
+	int sized;
+	const char *name; /* owned by libdw */
+	int rank, idx;    /* which of several symbols at one address wins */
 };
 
 /* One ELF file reported to libdwfl at one bias; modules declared twice at
  * the same place share it. */
 struct object {
 	Dwfl_Module *dm; /* NULL when the file could not be read */
-	int cus_built;
-	Dwarf_Die *cus;
-	struct cu_range *ranges;
+	Dwarf *dw;       /* NULL when it has no DWARF */
+	Dwarf_Addr bias;
+	int syms_built;
+	struct esym *syms; /* sorted by address, the preferred last among equals */
+	int nsyms;
+	int units_built;
+	struct unit *units; /* sorted by offset */
+	int nunits;
+	struct unit_range *ranges; /* sorted by start */
 	int nranges;
 };
 
@@ -76,7 +107,10 @@ struct sym_ctx {
 	struct range *order;
 	int sorted;
 	struct strtab strs;
-	/* Scratch for one address's frames before they are trimmed to max. */
+	/* Scratch for one address: its scopes, outermost first, and its
+	 * frames before they are trimmed to max. */
+	Dwarf_Die *chain;
+	int capchain;
 	struct sym_frame *tmp;
 	int captmp;
 };
@@ -257,12 +291,18 @@ void sym_close(struct sym_ctx *c)
 	}
 	free(c->strs.slots);
 	for (int i = 0; i < c->nobjs; i++) {
-		free(c->objs[i].cus);
-		free(c->objs[i].ranges);
+		struct object *o = &c->objs[i];
+
+		for (int k = 0; k < o->nunits; k++)
+			free(o->units[k].funcs);
+		free(o->units);
+		free(o->ranges);
+		free(o->syms);
 	}
 	free(c->objs);
 	free(c->mods);
 	free(c->order);
+	free(c->chain);
 	free(c->tmp);
 	free(c);
 }
@@ -401,94 +441,213 @@ static const char *die_name(struct sym_ctx *c, Dwarf_Die *die)
 	return intern(c, name ? name : link);
 }
 
-static int reserve_tmp(struct sym_ctx *c, int n)
+/* Grows a scratch array of elem-sized items to hold at least n. */
+static int reserve(void **arr, int *cap, int n, size_t elem)
 {
-	struct sym_frame *tmp;
+	int ncap = *cap ? *cap : 16;
+	void *p;
 
-	if (n <= c->captmp)
+	if (n <= *cap)
 		return 0;
-	tmp = realloc(c->tmp, n * sizeof(*tmp));
-	if (!tmp)
+	while (ncap < n)
+		ncap *= 2;
+	p = realloc(*arr, (size_t)ncap * elem);
+	if (!p)
 		return -ENOMEM;
-	c->tmp = tmp;
-	c->captmp = n;
+	*arr = p;
+	*cap = ncap;
 	return 0;
 }
 
-static int cmp_range(const void *a, const void *b)
+static int cmp_esym(const void *a, const void *b)
 {
-	const struct cu_range *x = a, *y = b;
+	const struct esym *x = a, *y = b;
+
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	if (x->rank != y->rank)
+		return x->rank - y->rank;
+	return y->idx - x->idx;
+}
+
+/* The end of section shndx of elf when it holds code, else 0. */
+static uint64_t code_section_end(Elf *elf, GElf_Word shndx)
+{
+	GElf_Shdr mem, *sh;
+	Elf_Scn *scn;
+
+	if (!elf || !(scn = elf_getscn(elf, shndx)) || !(sh = gelf_getshdr(scn, &mem)))
+		return 0;
+	return sh->sh_flags & SHF_EXECINSTR ? sh->sh_addr + sh->sh_size : 0;
+}
+
+/*
+ * The code symbols of o, sorted once: dwfl_module_addrinfo scans the whole
+ * symbol table on every call (0.1 ms per address in libc), a binary search
+ * here costs next to nothing.
+ */
+static void build_syms(struct object *o)
+{
+	int n = dwfl_module_getsymtab(o->dm), cap = 0;
+
+	o->syms_built = 1;
+	for (int i = 1; i < n; i++) {
+		GElf_Sym sym;
+		GElf_Addr addr;
+		GElf_Word shndx;
+		Elf *elf = NULL;
+		const char *name = dwfl_module_getsym_info(o->dm, i, &sym, &addr, &shndx, &elf, NULL);
+		int type = GELF_ST_TYPE(sym.st_info), bind = GELF_ST_BIND(sym.st_info);
+		uint64_t end;
+
+		if (!name || !name[0] || name[0] == '$' || shndx == SHN_UNDEF || shndx == SHN_ABS)
+			continue;
+		/* Untyped symbols are assembler labels when they sit in code;
+		 * elsewhere they mark data or section ends. */
+		if (type != STT_FUNC && type != STT_GNU_IFUNC && type != STT_NOTYPE)
+			continue;
+		end = code_section_end(elf, shndx);
+		if (!end)
+			continue;
+		end += addr - sym.st_value; /* the symbol's own load bias */
+		if (reserve((void **)&o->syms, &cap, o->nsyms + 1, sizeof(*o->syms)))
+			break;
+		o->syms[o->nsyms++] = (struct esym){
+			.lo = addr,
+			.hi = sym.st_size ? addr + sym.st_size : end,
+			.sized = sym.st_size != 0,
+			.name = name,
+			/* Sized before sizeless, then global, weak, local:
+			 * "abort" rather than its internal alias. */
+			.rank = (sym.st_size ? 4 : 0) + (bind == STB_GLOBAL ? 2 : bind == STB_WEAK ? 1 : 0),
+			.idx = i,
+		};
+	}
+	qsort(o->syms, o->nsyms, sizeof(*o->syms), cmp_esym);
+}
+
+/* The name of the code symbol holding a: the closest sized symbol that
+ * covers it, else a label right before it in the same section. */
+static const char *find_sym(struct object *o, uint64_t a)
+{
+	int lo = 0, hi;
+
+	if (!o->syms_built)
+		build_syms(o);
+	hi = o->nsyms;
+	while (lo < hi) { /* first symbol starting after a */
+		int mid = lo + (hi - lo) / 2;
+
+		if (o->syms[mid].lo <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	/* A few steps back cover aliases and labels inside a function. */
+	for (int i = lo - 1; i >= 0 && i >= lo - 32; i--)
+		if (o->syms[i].sized && a < o->syms[i].hi)
+			return o->syms[i].name;
+	return !o->syms[lo - 1].sized && a < o->syms[lo - 1].hi ? o->syms[lo - 1].name : NULL;
+}
+
+static int cmp_unit_range(const void *a, const void *b)
+{
+	const struct unit_range *x = a, *y = b;
 
 	return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
-/* Ranges of every compile unit of o, from DW_AT_low_pc/high_pc/ranges. */
-static void build_cu_ranges(struct object *o)
+static int cmp_unit_off(const void *a, const void *b)
+{
+	const struct unit *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Every compile unit of o and its address ranges (DW_AT_low_pc/high_pc or
+ * DW_AT_ranges): reads unit headers only, not their DIEs. */
+static void build_units(struct object *o)
 {
 	Dwarf_CU *cu = NULL, *next;
 	Dwarf_Die cudie;
-	Dwarf_Addr bias;
-	Dwarf *dw;
 	uint8_t type;
-	int ncus = 0, capcus = 0, capr = 0;
+	int capu = 0, capr = 0;
 
-	o->cus_built = 1;
-	dw = dwfl_module_getdwarf(o->dm, &bias);
-	if (!dw)
+	o->units_built = 1;
+	o->dw = dwfl_module_getdwarf(o->dm, &o->bias);
+	if (!o->dw)
 		return;
-	for (; dwarf_get_units(dw, cu, &next, NULL, &type, &cudie, NULL) == 0; cu = next) {
+	for (; dwarf_get_units(o->dw, cu, &next, NULL, &type, &cudie, NULL) == 0; cu = next) {
 		Dwarf_Addr base, lo, hi;
 		ptrdiff_t off = 0;
+		struct unit *u;
 
 		if (type != DW_UT_compile && type != DW_UT_skeleton)
 			continue;
-		if (ncus == capcus) {
-			int cap = capcus ? capcus * 2 : 64;
-			Dwarf_Die *cus = realloc(o->cus, cap * sizeof(*cus));
-
-			if (!cus)
-				break;
-			o->cus = cus;
-			capcus = cap;
-		}
+		if (reserve((void **)&o->units, &capu, o->nunits + 1, sizeof(*o->units)))
+			break;
+		u = &o->units[o->nunits];
+		memset(u, 0, sizeof(*u));
+		u->die = cudie;
+		u->off = dwarf_dieoffset(&cudie);
 		while ((off = dwarf_ranges(&cudie, off, &base, &lo, &hi)) > 0) {
 			/* Zero starts are ranges of code the linker dropped. */
 			if (lo == 0 || lo >= hi)
 				continue;
-			if (o->nranges == capr) {
-				int cap = capr ? capr * 2 : 256;
-				struct cu_range *r = realloc(o->ranges, cap * sizeof(*r));
-
-				if (!r)
-					break;
-				o->ranges = r;
-				capr = cap;
-			}
-			o->ranges[o->nranges++] = (struct cu_range){ lo, hi, ncus };
+			if (reserve((void **)&o->ranges, &capr, o->nranges + 1, sizeof(*o->ranges)))
+				break;
+			o->ranges[o->nranges++] = (struct unit_range){ lo, hi, o->nunits };
 		}
-		o->cus[ncus++] = cudie;
+		o->nunits++;
 	}
-	qsort(o->ranges, o->nranges, sizeof(*o->ranges), cmp_range);
+	/* Sort units first: ranges refer to units by position. */
+	for (int i = 1; i < o->nunits; i++)
+		if (o->units[i - 1].off > o->units[i].off) {
+			/* Never seen (units come in offset order); keep
+			 * ranges valid by dropping them rather than remap. */
+			qsort(o->units, o->nunits, sizeof(*o->units), cmp_unit_off);
+			o->nranges = 0;
+			break;
+		}
+	qsort(o->ranges, o->nranges, sizeof(*o->ranges), cmp_unit_range);
 }
 
 /*
  * The compile unit holding a. libdwfl finds it through .debug_aranges, which
- * clang and rustc do not emit by default: without them, search the units'
- * own ranges, collected once per object.
+ * clang and rustc do not always emit: without them, search the units' own
+ * ranges.
  */
-static Dwarf_Die *find_cu(struct object *o, uint64_t a, Dwarf_Addr *bias)
+static struct unit *find_unit(struct object *o, uint64_t a)
 {
-	Dwarf_Die *cu = dwfl_module_addrdie(o->dm, a, bias);
+	Dwarf_Addr bias, pc;
+	Dwarf_Die *cu;
 	int lo = 0, hi;
-	Dwarf_Addr pc;
 
-	if (cu)
-		return cu;
-	if (!o->cus_built)
-		build_cu_ranges(o);
-	if (!o->nranges || !dwfl_module_getdwarf(o->dm, bias))
+	if (!o->units_built)
+		build_units(o);
+	if (!o->dw)
 		return NULL;
-	pc = a - *bias;
+	pc = a - o->bias;
+	cu = dwfl_module_addrdie(o->dm, a, &bias);
+	if (cu && bias == o->bias) {
+		Dwarf_Off off = dwarf_dieoffset(cu);
+
+		hi = o->nunits;
+		while (lo < hi) {
+			int mid = lo + (hi - lo) / 2;
+
+			if (o->units[mid].off < off)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < o->nunits && o->units[lo].off == off)
+			return &o->units[lo];
+	}
+
+	lo = 0;
 	hi = o->nranges;
 	while (lo < hi) { /* first range starting after pc */
 		int mid = lo + (hi - lo) / 2;
@@ -501,31 +660,152 @@ static Dwarf_Die *find_cu(struct object *o, uint64_t a, Dwarf_Addr *bias)
 	/* Units should not overlap; look a little further back in case. */
 	for (int i = lo - 1; i >= 0 && i >= lo - 8; i--)
 		if (pc < o->ranges[i].hi)
-			return &o->cus[o->ranges[i].cu];
+			return &o->units[o->ranges[i].unit];
 	return NULL;
+}
+
+static int cmp_func(const void *a, const void *b)
+{
+	const struct func *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/*
+ * Adds the functions with code under parent to u's index. Functions sit at
+ * the top of a unit (C, C++) or inside namespaces and types (Rust); we do not
+ * enter function bodies, so a body's DIEs are read only when an address
+ * falls in it. (dwarf_getscopes does not enter namespaces in elfutils 0.188,
+ * which loses every Rust function.)
+ */
+static void index_funcs(struct unit *u, Dwarf_Die *parent, int *cap, int depth)
+{
+	Dwarf_Die child;
+
+	if (depth > 32 || dwarf_child(parent, &child) != 0)
+		return;
+	do {
+		Dwarf_Addr base, lo, hi;
+		ptrdiff_t off = 0;
+
+		switch (dwarf_tag(&child)) {
+		case DW_TAG_subprogram:
+			while ((off = dwarf_ranges(&child, off, &base, &lo, &hi)) > 0) {
+				if (lo == 0 || lo >= hi)
+					continue;
+				if (reserve((void **)&u->funcs, cap, u->nfuncs + 1, sizeof(*u->funcs)))
+					return;
+				u->funcs[u->nfuncs++] = (struct func){ lo, hi, child };
+			}
+			break;
+		case DW_TAG_namespace:
+		case DW_TAG_module:
+		case DW_TAG_class_type:
+		case DW_TAG_structure_type:
+		case DW_TAG_union_type:
+		case DW_TAG_interface_type:
+			index_funcs(u, &child, cap, depth + 1);
+			break;
+		default:
+			break;
+		}
+	} while (dwarf_siblingof(&child, &child) == 0);
+}
+
+/* The function of u whose code holds pc, or NULL. */
+static Dwarf_Die *find_func(struct unit *u, Dwarf_Addr pc)
+{
+	int lo = 0, hi;
+
+	if (!u->indexed) {
+		int cap = 0;
+
+		u->indexed = 1;
+		index_funcs(u, &u->die, &cap, 0);
+		qsort(u->funcs, u->nfuncs, sizeof(*u->funcs), cmp_func);
+	}
+	hi = u->nfuncs;
+	while (lo < hi) { /* first function starting after pc */
+		int mid = lo + (hi - lo) / 2;
+
+		if (u->funcs[mid].lo <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* The latest start that still covers pc; a few steps back cover
+	 * functions whose ranges interleave. */
+	for (int i = lo - 1; i >= 0 && i >= lo - 16; i--)
+		if (pc < u->funcs[i].hi)
+			return &u->funcs[i].die;
+	return NULL;
+}
+
+/* Scopes that hold code and may hold an inlined instance. */
+static int is_code_scope(int tag)
+{
+	return tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block || tag == DW_TAG_subprogram ||
+	       tag == DW_TAG_try_block || tag == DW_TAG_catch_block || tag == DW_TAG_with_stmt;
+}
+
+/*
+ * Fills c->chain with the DIEs around pc, outermost (the function) first,
+ * and returns their count: from the function, step into the child scope that
+ * holds pc until none does.
+ */
+static int scope_chain(struct sym_ctx *c, Dwarf_Die *func, Dwarf_Addr pc)
+{
+	int n = 0;
+
+	if (reserve((void **)&c->chain, &c->capchain, 1, sizeof(*c->chain)))
+		return 0;
+	c->chain[n++] = *func;
+	for (;;) {
+		Dwarf_Die child;
+		int tag = 0, found = 0;
+
+		if (dwarf_child(&c->chain[n - 1], &child) != 0)
+			break;
+		do {
+			tag = dwarf_tag(&child);
+			if (is_code_scope(tag) && dwarf_haspc(&child, pc) > 0) {
+				found = 1;
+				break;
+			}
+		} while (dwarf_siblingof(&child, &child) == 0);
+		if (!found || reserve((void **)&c->chain, &c->capchain, n + 1, sizeof(*c->chain)))
+			break;
+		/* A nested function (GNU C) is a real frame: start again there. */
+		if (tag == DW_TAG_subprogram)
+			n = 0;
+		c->chain[n++] = child;
+	}
+	return n;
 }
 
 /*
  * Fills c->tmp for address a of object o, innermost first, and returns the
  * count. Each inlined instance is a frame whose position is the line being
  * executed in it: the line table's for the innermost, and for each outer one
- * the DW_AT_call_file/line of the instance nested in it.
+ * the DW_AT_call_file/line of the instance nested in it. The containing
+ * function is named by its ELF symbol when there is one.
  */
-static int dwarf_frames(struct sym_ctx *c, struct object *o, uint64_t a, const char *elf_name)
+static int frames(struct sym_ctx *c, struct object *o, uint64_t a, const char *elf_name)
 {
-	Dwarf_Die *scopes = NULL, *cu, inner;
-	Dwarf_Files *files = NULL;
 	const char *comp_dir = NULL, *file = NULL;
+	Dwarf_Files *files = NULL;
 	Dwarf_Attribute attr;
-	Dwarf_Addr bias = 0;
-	Dwarf_Line *line;
+	Dwarf_Die *func = NULL;
+	struct unit *u;
 	unsigned lineno = 0;
 	int ns = 0, n = 0, err;
 
-	cu = find_cu(o, a, &bias);
-	if (cu) {
-		comp_dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr));
-		line = dwarf_getsrc_die(cu, a - bias);
+	u = find_unit(o, a);
+	if (u) {
+		Dwarf_Addr pc = a - o->bias;
+		Dwarf_Line *line = dwarf_getsrc_die(&u->die, pc);
+
+		comp_dir = dwarf_formstring(dwarf_attr(&u->die, DW_AT_comp_dir, &attr));
 		if (line) {
 			int l = 0;
 
@@ -533,41 +813,21 @@ static int dwarf_frames(struct sym_ctx *c, struct object *o, uint64_t a, const c
 			if (dwarf_lineno(line, &l) == 0 && l > 0)
 				lineno = (unsigned)l;
 		}
-
-		/* dwarf_getscopes stops at the innermost inlined instance and
-		 * continues with its abstract definition; the concrete chain
-		 * of parents comes from dwarf_getscopes_die on the innermost. */
-		ns = dwarf_getscopes(cu, a - bias, &scopes);
-		if (ns > 0) {
-			inner = scopes[0];
-			free(scopes);
-			scopes = NULL;
-			ns = dwarf_getscopes_die(&inner, &scopes);
-		}
-		if (ns < 0)
-			ns = 0;
-		if (ns > 0 && dwarf_getsrcfiles(cu, &files, NULL) != 0)
+		func = find_func(u, pc);
+		if (func)
+			ns = scope_chain(c, func, pc);
+		if (ns > 1 && dwarf_getsrcfiles(&u->die, &files, NULL) != 0)
 			files = NULL;
 	}
-	err = reserve_tmp(c, ns + 1);
-	if (err) {
-		free(scopes);
+	err = reserve((void **)&c->tmp, &c->captmp, ns + 1, sizeof(*c->tmp));
+	if (err)
 		return err;
-	}
 
-	for (int i = 0; i < ns; i++) {
-		Dwarf_Die *die = &scopes[i];
-		int tag = dwarf_tag(die);
+	for (int i = ns - 1; i > 0; i--) {
+		Dwarf_Die *die = &c->chain[i];
 		Dwarf_Word v;
 
-		if (tag == DW_TAG_subprogram || tag == DW_TAG_entry_point) {
-			const char *name = elf_name ? intern_demangled(c, elf_name) : die_name(c, die);
-
-			c->tmp[n++] = (struct sym_frame){ name, file, lineno, 0 };
-			free(scopes);
-			return n;
-		}
-		if (tag != DW_TAG_inlined_subroutine)
+		if (dwarf_tag(die) != DW_TAG_inlined_subroutine)
 			continue; /* lexical blocks and the like */
 		c->tmp[n++] = (struct sym_frame){ die_name(c, die), file, lineno, 1 };
 
@@ -579,11 +839,10 @@ static int dwarf_frames(struct sym_ctx *c, struct object *o, uint64_t a, const c
 		if (dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &attr), &v) == 0)
 			lineno = (unsigned)v;
 	}
-	free(scopes);
-
-	/* No subprogram around a (no DWARF, or odd DWARF): the ELF symbol
-	 * alone names the containing function. */
-	c->tmp[n++] = (struct sym_frame){ intern_demangled(c, elf_name), file, lineno, 0 };
+	/* The function: its ELF symbol (what profilers and debuggers show,
+	 * clones like f.cold included), else its DIE's name. */
+	c->tmp[n++] = (struct sym_frame){ elf_name ? intern_demangled(c, elf_name) : ns ? die_name(c, &c->chain[0]) : NULL,
+					  file, lineno, 0 };
 	return n;
 }
 
@@ -592,8 +851,6 @@ int sym_resolve(struct sym_ctx *c, uint64_t ip, int return_addr, struct sym_fram
 {
 	uint64_t a = return_addr && ip ? ip - 1 : ip;
 	const char *elf_name;
-	GElf_Off soff;
-	GElf_Sym sym;
 	struct module *m;
 	struct object *o;
 	int mi, n;
@@ -618,8 +875,8 @@ int sym_resolve(struct sym_ctx *c, uint64_t ip, int return_addr, struct sym_fram
 	if (!o->dm)
 		return 1;
 
-	elf_name = dwfl_module_addrinfo(o->dm, a, &soff, &sym, NULL, NULL, NULL);
-	n = dwarf_frames(c, o, a, elf_name);
+	elf_name = find_sym(o, a);
+	n = frames(c, o, a, elf_name);
 	if (n < 0)
 		return n;
 	/* Too many frames for out: keep the innermost ones and the function
