@@ -492,9 +492,18 @@ int model_load(struct model **out, const char *path, char *err, size_t errlen)
 	m->timeline_step_ns = 1024; /* doubles as the run grows: <= MODEL_TIMELINE_MAX points */
 	ps.m = m;
 
-	while ((ret = trace_reader_next(r, &rec)) > 0)
+	for (;;) {
+		rec.type = 0;
+		ret = trace_reader_next(r, &rec);
+		/* The reader returns 0 (not 1) after a TR_STRING record; only a
+		 * call that decoded nothing is the end of the file. */
+		if (ret == 0 && rec.type == TR_STRING)
+			ret = 1;
+		if (ret <= 0)
+			break;
 		if ((ret = apply(&ps, &rec)) < 0)
 			goto fail;
+	}
 	if (!m->ntimeline)
 		tl_advance(&ps, 0);
 	finish(&ps);

@@ -174,11 +174,14 @@ uint64_t model_stack_value(const struct model_stack *s, enum model_key key);
 
 /*
  * Writes to out the indices (into m->stacks) of up to n stacks with the
- * highest value of key, highest first, skipping stacks whose value is 0.
+ * highest value of key, highest first, skipping stacks whose value is 0
+ * (for MODEL_BY_LEAKED: that leaked no block).
  * n == 0 means all. out must hold min(n, m->nstacks) entries (m->nstacks when
  * n == 0). Returns how many were written.
  */
 size_t model_top(const struct model *m, enum model_key key, size_t n, size_t *out);
+/* How many stacks model_top() ranks for key when n == 0. */
+size_t model_ranked(const struct model *m, enum model_key key);
 
 /*
  * Resolves stack m->stacks[index] to frames, innermost first: the leaf's

@@ -429,6 +429,21 @@ static void sift_down(struct ranked *h, size_t n, size_t i)
 	}
 }
 
+/* The rule model_top() skips by: a stack with nothing to show for key. */
+static int ranks(const struct model_stack *s, enum model_key key)
+{
+	/* a leaked malloc(0) block is still a leak: rank it, last */
+	return key == MODEL_BY_LEAKED ? s->leaked_blocks != 0 : model_stack_value(s, key) != 0;
+}
+
+size_t model_ranked(const struct model *m, enum model_key key)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->nstacks; i++)
+		n += ranks(&m->stacks[i], key);
+	return n;
+}
+
 size_t model_top(const struct model *m, enum model_key key, size_t n, size_t *out)
 {
 	if (n == 0 || n > m->nstacks)
@@ -442,8 +457,9 @@ size_t model_top(const struct model *m, enum model_key key, size_t n, size_t *ou
 	if (!h)
 		return 0;
 	for (size_t i = 0; i < m->nstacks; i++) {
-		struct ranked r = { model_stack_value(&m->stacks[i], key), i };
-		if (r.val == 0)
+		const struct model_stack *s = &m->stacks[i];
+		struct ranked r = { model_stack_value(s, key), i };
+		if (!ranks(s, key))
 			continue;
 		if (k < n) {
 			h[k++] = r;

@@ -1,0 +1,221 @@
+/*
+ * report_json.c: the model as one JSON object (`heapscope report --json`).
+ * The fields are documented in docs/json.md; later versions add fields but
+ * keep these ones and their meaning.
+ */
+#include "report/report.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+
+#define JSON_FORMAT_VERSION 1
+
+static void key(FILE *out, const char *k)
+{
+	fprintf(out, "\"%s\": ", k);
+}
+
+static void kv_u(FILE *out, const char *indent, const char *k, uint64_t v, int last)
+{
+	fprintf(out, "%s\"%s\": %" PRIu64 "%s\n", indent, k, v, last ? "" : ",");
+}
+
+static void kv_s(FILE *out, const char *indent, const char *k, const char *v)
+{
+	fprintf(out, "%s\"%s\": ", indent, k);
+	rjson_string(out, v);
+	fputs(",\n", out);
+}
+
+static void frame(FILE *out, const struct model_frame *f)
+{
+	char label[256];
+	fputs("{", out);
+	key(out, "function");
+	rjson_string(out, f->function);
+	fputs(", ", out);
+	key(out, "file");
+	rjson_string(out, f->file);
+	fputs(", ", out);
+	key(out, "line");
+	if (f->line)
+		fprintf(out, "%" PRIu32, f->line);
+	else
+		fputs("null", out);
+	fputs(", ", out);
+	key(out, "module");
+	rjson_string(out, f->module);
+	fprintf(out, ", \"inlined\": %s, ", (f->flags & MODEL_FRAME_INLINED) ? "true" : "false");
+	fprintf(out, "\"address\": \"0x%" PRIx64 "\", \"offset\": \"0x%" PRIx64 "\", ", f->ip, f->offset);
+	key(out, "label");
+	rjson_string(out, model_frame_label(f, label, sizeof(label)));
+	fputs("}", out);
+}
+
+static void stack(FILE *out, const struct model *m, size_t idx, size_t depth, struct model_frame *frames,
+		  size_t cap)
+{
+	size_t max = depth && depth < cap ? depth : cap;
+	size_t total = model_stack_frames(m, idx, frames, max);
+	size_t n = total < max ? total : max;
+	fprintf(out, "\"frames_total\": %zu, \"stack\": [", total);
+	for (size_t i = 0; i < n; i++) {
+		fputs(i ? ",\n        " : "\n        ", out);
+		frame(out, &frames[i]);
+	}
+	fputs(n ? "\n      ]" : "]", out);
+}
+
+/* One ranked section: [{bytes, count, stack, ...}, ...]. */
+static int section(FILE *out, const struct model *m, const struct report_opts *o, const char *name,
+		   enum model_key k, struct model_frame *frames, size_t cap)
+{
+	size_t want = o->top && o->top < m->nstacks ? o->top : m->nstacks;
+	size_t *idx = malloc((want ? want : 1) * sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	size_t n = model_top(m, k, want, idx);
+	fprintf(out, "  \"%s\": [", name);
+	for (size_t i = 0; i < n; i++) {
+		const struct model_stack *s = &m->stacks[idx[i]];
+		uint64_t bytes, count;
+		switch (k) {
+		case MODEL_BY_PEAK: bytes = s->peak_bytes; count = s->peak_blocks; break;
+		case MODEL_BY_TEMPORARY: bytes = s->temporary_bytes; count = s->temporary; break;
+		case MODEL_BY_LEAKED: bytes = s->leaked_bytes; count = s->leaked_blocks; break;
+		default: bytes = s->allocated_bytes; count = s->allocations; break;
+		}
+		fprintf(out, "%s\n    {\"bytes\": %" PRIu64 ", \"count\": %" PRIu64 ", \"stack_id\": %" PRIu64
+			     ", \"allocations\": %" PRIu64 ", \"allocated_bytes\": %" PRIu64
+			     ", \"temporary\": %" PRIu64 ", \"peak_bytes\": %" PRIu64
+			     ", \"leaked_bytes\": %" PRIu64 ", \"leaked_blocks\": %" PRIu64 ",\n      ",
+			i ? "," : "", bytes, count, s->id, s->allocations, s->allocated_bytes, s->temporary,
+			s->peak_bytes, s->leaked_bytes, s->leaked_blocks);
+		stack(out, m, idx[i], o->depth, frames, cap);
+		fputs("}", out);
+	}
+	fputs(n ? "\n  ],\n" : "],\n", out);
+	free(idx);
+	return 0;
+}
+
+static void summary(FILE *out, const struct model *m, const struct report_opts *o)
+{
+	const struct model_summary *s = &m->sum;
+	const char *in = "    ";
+	fputs("  \"summary\": {\n", out);
+	kv_s(out, in, "trace", o->trace);
+	kv_s(out, in, "program", s->program);
+	fputs("    \"argv\": [", out);
+	for (uint32_t i = 0; i < s->argc; i++) {
+		if (i)
+			fputs(", ", out);
+		rjson_string(out, s->argv[i]);
+	}
+	fputs("],\n", out);
+	kv_u(out, in, "pid", s->pid, 0);
+	kv_u(out, in, "start_unix_ns", s->start_unix_ns, 0);
+	kv_u(out, in, "threads", s->threads, 0);
+	kv_u(out, in, "run_time_ns", s->run_time_ns, 0);
+	fprintf(out, "    \"exit\": \"%s\",\n",
+		!s->has_end ? "unknown" : s->exit_kind == MODEL_EXITED ? "exited"
+				       : s->exit_kind == MODEL_SIGNALED ? "signaled" : "unknown");
+	if (s->has_end && s->exit_kind == MODEL_EXITED)
+		fprintf(out, "    \"exit_code\": %" PRIu64 ",\n    \"exit_signal\": null,\n", s->exit_code);
+	else if (s->has_end && s->exit_kind == MODEL_SIGNALED)
+		fprintf(out, "    \"exit_code\": null,\n    \"exit_signal\": %" PRIu64 ",\n", s->exit_code);
+	else
+		fputs("    \"exit_code\": null,\n    \"exit_signal\": null,\n", out);
+	fprintf(out, "    \"complete\": %s,\n", s->complete ? "true" : "false");
+	kv_s(out, in, "incomplete_reason", s->complete ? NULL : s->incomplete_reason);
+	kv_u(out, in, "allocations", s->allocations, 0);
+	fprintf(out, "    \"allocations_per_sec\": %.1f,\n", s->allocations_per_sec);
+	kv_u(out, in, "frees", s->frees, 0);
+	kv_u(out, in, "allocated_bytes", s->allocated_bytes, 0);
+	kv_u(out, in, "temporary", s->temporary, 0);
+	kv_u(out, in, "temporary_bytes", s->temporary_bytes, 0);
+	kv_u(out, in, "peak_heap_bytes", s->peak_heap, 0);
+	kv_u(out, in, "peak_time_ns", s->peak_time_ns, 0);
+	kv_u(out, in, "peak_blocks", s->peak_blocks, 0);
+	kv_u(out, in, "peak_rss_bytes", s->peak_rss, 0);
+	kv_u(out, in, "peak_rss_time_ns", s->peak_rss_time_ns, 0);
+	kv_u(out, in, "rss_samples", s->rss_samples, 0);
+	kv_u(out, in, "leaked_bytes", s->leaked_bytes, 0);
+	kv_u(out, in, "leaked_blocks", s->leaked_blocks, 0);
+	fprintf(out, "    \"leaks_at_exit\": %s,\n", s->leaks_at_exit ? "true" : "false");
+	kv_u(out, in, "live_bytes_at_end", s->live_bytes, 0);
+	kv_u(out, in, "live_blocks_at_end", s->live_blocks, 0);
+	kv_u(out, in, "unknown_frees", s->unknown_frees, 0);
+	kv_u(out, in, "reused_live", s->reused_live, 0);
+	kv_u(out, in, "dropped_events", s->dropped_events, 0);
+	kv_u(out, in, "truncated_stacks", s->truncated_stacks, 0);
+	kv_u(out, in, "stacks", m->nstacks, 0);
+	fputs("    \"calls\": {", out);
+	int first = 1;
+	for (unsigned k = 0; k < MODEL_KINDS; k++) {
+		const char *name = report_kind_name(k);
+		if (!s->by_kind[k])
+			continue;
+		if (name)
+			fprintf(out, "%s\"%s\": %" PRIu64, first ? "" : ", ", name, s->by_kind[k]);
+		else
+			fprintf(out, "%s\"kind_%u\": %" PRIu64, first ? "" : ", ", k, s->by_kind[k]);
+		first = 0;
+	}
+	fputs("}\n  },\n", out);
+}
+
+static void histogram(FILE *out, const struct model *m)
+{
+	int first = 1;
+	fputs("  \"histogram\": [", out);
+	for (unsigned i = 0; i < MODEL_HIST_BUCKETS; i++) {
+		uint64_t lo, hi;
+		if (!m->hist[i].count)
+			continue;
+		model_bucket_range(i, &lo, &hi);
+		fprintf(out, "%s\n    {\"min\": %" PRIu64 ", \"max\": %" PRIu64 ", \"count\": %" PRIu64
+			     ", \"bytes\": %" PRIu64 "}",
+			first ? "" : ",", lo, hi, m->hist[i].count, m->hist[i].bytes);
+		first = 0;
+	}
+	fputs(first ? "],\n" : "\n  ],\n", out);
+}
+
+static void timeline(FILE *out, const struct model *m)
+{
+	fprintf(out, "  \"timeline\": {\"step_ns\": %" PRIu64 ", \"points\": [", m->timeline_step_ns);
+	for (size_t i = 0; i < m->ntimeline; i++) {
+		const struct model_point *p = &m->timeline[i];
+		fprintf(out, "%s[%" PRIu64 ", %" PRIu64 ", %" PRIu64 "]", i ? (i % 4 ? ", " : ",\n    ") : "\n    ",
+			p->time_ns, p->heap, p->rss);
+	}
+	fputs(m->ntimeline ? "\n  ]}\n" : "]}\n", out);
+}
+
+int report_json(FILE *out, const struct model *m, const struct report_opts *o)
+{
+	/* Frames of one stack at a time; a stack deeper than this is cut with
+	 * frames_total saying how deep it was. */
+	size_t cap = 4096;
+	struct model_frame *frames = malloc(cap * sizeof(*frames));
+	if (!frames)
+		return -ENOMEM;
+	fprintf(out, "{\n  \"format\": \"heapscope-report\",\n  \"version\": %d,\n", JSON_FORMAT_VERSION);
+	summary(out, m, o);
+	int ret = section(out, m, o, "peak", MODEL_BY_PEAK, frames, cap);
+	if (!ret)
+		ret = section(out, m, o, "allocations", MODEL_BY_ALLOCATIONS, frames, cap);
+	if (!ret)
+		ret = section(out, m, o, "temporary", MODEL_BY_TEMPORARY, frames, cap);
+	if (!ret)
+		ret = section(out, m, o, "leaks", MODEL_BY_LEAKED, frames, cap);
+	histogram(out, m);
+	timeline(out, m);
+	fputs("}\n", out);
+	free(frames);
+	if (ret)
+		return ret;
+	return fflush(out) || ferror(out) ? -EIO : 0;
+}

@@ -1,0 +1,386 @@
+/*
+ * report_text.c: the terminal report. A summary, then the stacks that held
+ * the most at the peak, allocated most often, made the most temporary
+ * allocations and leaked the most, then the sizes. Reads the model only.
+ */
+#include "report/report.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FRAMES_CAP 4096   /* deeper stacks are cut and say so */
+#define FUNC_COL_MAX 48   /* function column width cap; longer names push the location right */
+#define BAR_WIDTH 32
+
+static void put_safe(FILE *out, const char *s)
+{
+	report_put_text(out, s);
+}
+
+/* An argument as a shell would need it: bare when safe, else single-quoted. */
+static void put_arg(FILE *out, const char *a)
+{
+	if (*a && strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") ==
+			  strlen(a)) {
+		put_safe(out, a);
+		return;
+	}
+	/* inside single quotes only the quote itself needs care */
+	putc('\'', out);
+	for (const char *q; (q = strchr(a, '\'')); a = q + 1) {
+		report_put_textn(out, a, (size_t)(q - a));
+		fputs("'\\''", out);
+	}
+	put_safe(out, a);
+	putc('\'', out);
+}
+
+static double pct(uint64_t part, uint64_t whole)
+{
+	return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+static const char *plural(uint64_t n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
+/* A long path keeps its last three components: the ones that identify it. */
+static const char *short_path(const char *p)
+{
+	size_t n = strlen(p);
+	if (n <= 60)
+		return p;
+	const char *s = p + n;
+	for (int slashes = 0; s > p; s--)
+		if (s[-1] == '/' && ++slashes == 3)
+			break;
+	return s > p ? s : p;
+}
+
+static void location(char *buf, size_t len, const struct model_frame *f)
+{
+	buf[0] = 0;
+	if (f->file && f->line)
+		snprintf(buf, len, "%s%s:%" PRIu32, short_path(f->file) == f->file ? "" : ".../",
+			 short_path(f->file), f->line);
+	else if (f->file)
+		snprintf(buf, len, "%s%s", short_path(f->file) == f->file ? "" : ".../", short_path(f->file));
+	else if (f->module && f->function) {
+		const char *b = strrchr(f->module, '/');
+		snprintf(buf, len, "in %s", b ? b + 1 : f->module);
+	}
+}
+
+static void put_stack(FILE *out, const struct model *m, size_t idx, size_t depth, struct model_frame *frames)
+{
+	char label[256], loc[512];
+	size_t max = depth && depth < FRAMES_CAP ? depth : FRAMES_CAP;
+	size_t total = model_stack_frames(m, idx, frames, max);
+	size_t n = total < max ? total : max;
+	size_t width = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t w = report_put_text(NULL, model_frame_label(&frames[i], label, sizeof(label)));
+		if (frames[i].flags & MODEL_FRAME_INLINED)
+			w += strlen(" [inlined]");
+		if (w > width)
+			width = w;
+	}
+	if (width > FUNC_COL_MAX)
+		width = FUNC_COL_MAX;
+	for (size_t i = 0; i < n; i++) {
+		const struct model_frame *f = &frames[i];
+		const char *l = model_frame_label(f, label, sizeof(label));
+		fputs("        ", out);
+		size_t w = report_put_text(out, l);
+		if (f->flags & MODEL_FRAME_INLINED) {
+			fputs(" [inlined]", out);
+			w += strlen(" [inlined]");
+		}
+		location(loc, sizeof(loc), f);
+		if (loc[0]) {
+			fprintf(out, "%*s  ", (int)(w < width ? width - w : 0), "");
+			put_safe(out, loc);
+		}
+		putc('\n', out);
+	}
+	if (total > n)
+		fprintf(out, "        ... %zu more %s (--depth %zu shows them)\n", total - n,
+			plural(total - n, "frame", "frames"), total);
+}
+
+static void heading(FILE *out, const char *name, const char *what)
+{
+	fprintf(out, "\n%s%s%s\n", name, *what ? "  " : "", what);
+}
+
+/* "  (3,000 B)" when the human unit rounds, nothing when it is exact already. */
+static const char *exact(char *buf, size_t len, uint64_t bytes)
+{
+	char n[32];
+	if (bytes < 1024)
+		buf[0] = 0;
+	else
+		snprintf(buf, len, "  (%s B)", report_count(n, sizeof(n), bytes));
+	return buf;
+}
+
+/* "3,000 B " for a summary row's detail, when the unit rounds. */
+static const char *exact_lead(char *buf, size_t len, uint64_t bytes)
+{
+	char n[32];
+	if (bytes < 1024)
+		buf[0] = 0;
+	else
+		snprintf(buf, len, "%s B ", report_count(n, sizeof(n), bytes));
+	return buf;
+}
+
+static void put_entry(FILE *out, const struct model *m, enum model_key key, size_t rank, size_t idx)
+{
+	const struct model_stack *s = &m->stacks[idx];
+	char a[32], b[32], c[32];
+	switch (key) {
+	case MODEL_BY_PEAK:
+		fprintf(out, "  #%-3zu %10s  %5.1f%% of peak  in %s %s%s\n", rank,
+			report_bytes(a, sizeof(a), s->peak_bytes), pct(s->peak_bytes, m->sum.peak_heap),
+			report_count(b, sizeof(b), s->peak_blocks), plural(s->peak_blocks, "block", "blocks"),
+			exact(c, sizeof(c), s->peak_bytes));
+		break;
+	case MODEL_BY_TEMPORARY:
+		fprintf(out, "  #%-3zu %10s  %5.1f%% of its %s %s, %s\n", rank,
+			report_count(a, sizeof(a), s->temporary), pct(s->temporary, s->allocations),
+			report_count(b, sizeof(b), s->allocations), plural(s->allocations, "call", "calls"),
+			report_bytes(c, sizeof(c), s->temporary_bytes));
+		break;
+	case MODEL_BY_LEAKED:
+		fprintf(out, "  #%-3zu %10s  in %s %s%s\n", rank, report_bytes(a, sizeof(a), s->leaked_bytes),
+			report_count(b, sizeof(b), s->leaked_blocks), plural(s->leaked_blocks, "block", "blocks"),
+			exact(c, sizeof(c), s->leaked_bytes));
+		break;
+	default:
+		fprintf(out, "  #%-3zu %10s  %5.1f%% of calls  %s in total, %s at peak\n", rank,
+			report_count(a, sizeof(a), s->allocations), pct(s->allocations, m->sum.allocations),
+			report_bytes(b, sizeof(b), s->allocated_bytes), report_bytes(c, sizeof(c), s->peak_bytes));
+		break;
+	}
+}
+
+static int section(FILE *out, const struct model *m, const struct report_opts *o, enum model_key key,
+		   const char *name, const char *what, const char *none, struct model_frame *frames)
+{
+	size_t ranked = model_ranked(m, key);
+	size_t want = o->top && o->top < ranked ? o->top : ranked;
+	heading(out, name, what);
+	if (!ranked) {
+		fprintf(out, "  %s\n", none);
+		return 0;
+	}
+	size_t *idx = malloc(want * sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	size_t n = model_top(m, key, want, idx);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			putc('\n', out);
+		put_entry(out, m, key, i + 1, idx[i]);
+		put_stack(out, m, idx[i], o->depth, frames);
+	}
+	if (ranked > n)
+		fprintf(out, "  ... %zu more %s (--top N shows more)\n", ranked - n, plural(ranked - n, "stack", "stacks"));
+	free(idx);
+	return 0;
+}
+
+static void row(FILE *out, const char *label, const char *value, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void row(FILE *out, const char *label, const char *value, const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	fprintf(out, "  %-22s %12s%s%s\n", label, value, detail[0] ? "   " : "", detail);
+}
+
+static void header(FILE *out, const struct model *m, const struct report_opts *o)
+{
+	const struct model_summary *s = &m->sum;
+	char a[64];
+	fputs("heapscope report", out);
+	if (o->trace) {
+		fputs(" of ", out);
+		put_safe(out, o->trace);
+	}
+	putc('\n', out);
+	fputs("  program    ", out);
+	if (s->argc) {
+		for (uint32_t i = 0; i < s->argc; i++) {
+			if (i)
+				putc(' ', out);
+			put_arg(out, s->argv[i]);
+		}
+	} else {
+		put_safe(out, s->program ? s->program : "(unknown: the trace has no process record)");
+	}
+	putc('\n', out);
+	if (s->program && s->argc) {
+		fputs("  binary     ", out);
+		put_safe(out, s->program);
+		putc('\n', out);
+	}
+	fprintf(out, "  process    pid %" PRIu64 ", %" PRIu64 " %s, %zu %s\n", s->pid, s->threads,
+		plural(s->threads, "thread", "threads"), m->nstacks, plural(m->nstacks, "stack", "stacks"));
+	fprintf(out, "  run time   %s, ", report_duration(a, sizeof(a), s->run_time_ns));
+	if (!s->has_end || s->exit_kind == MODEL_EXIT_UNKNOWN)
+		fputs("exit status unknown\n", out);
+	else if (s->exit_kind == MODEL_EXITED)
+		fprintf(out, "exited with status %" PRIu64 "\n", s->exit_code);
+	else {
+		const char *sig = s->exit_code < 128 ? sigabbrev_np((int)s->exit_code) : NULL;
+		fprintf(out, "killed by signal %" PRIu64 "%s%s%s\n", s->exit_code, sig ? " (SIG" : "", sig ? sig : "",
+			sig ? ")" : "");
+	}
+	if (!s->complete) {
+		fputs("\n  INCOMPLETE: ", out);
+		put_safe(out, s->incomplete_reason);
+		fputs("\n  The numbers cover what was recorded up to that point.\n", out);
+	}
+}
+
+static void summary(FILE *out, const struct model *m)
+{
+	const struct model_summary *s = &m->sum;
+	char a[64], b[64], c[64], kinds[256];
+	size_t kl = 0;
+	kinds[0] = 0;
+	for (unsigned k = 0; k < 32 && k < MODEL_KINDS; k++) {
+		const char *name = report_kind_name(k);
+		if (!s->by_kind[k] || kl >= sizeof(kinds))
+			continue;
+		kl += (size_t)snprintf(kinds + kl, sizeof(kinds) - kl, "%s%s %s", kl ? ", " : "",
+				       name ? name : "other", report_count(a, sizeof(a), s->by_kind[k]));
+	}
+	heading(out, "SUMMARY", "");
+	row(out, "allocation calls", report_count(a, sizeof(a), s->allocations), "%s/s  %s",
+	    report_count(b, sizeof(b), (uint64_t)(s->allocations_per_sec + 0.5)), kinds);
+	row(out, "frees", report_count(a, sizeof(a), s->frees), "%s", "");
+	row(out, "allocated in total", report_bytes(a, sizeof(a), s->allocated_bytes), "%s",
+	    exact_lead(b, sizeof(b), s->allocated_bytes));
+	row(out, "temporary", report_count(a, sizeof(a), s->temporary), "%.1f%% of allocation calls, %s",
+	    pct(s->temporary, s->allocations), report_bytes(b, sizeof(b), s->temporary_bytes));
+	row(out, "peak heap", report_bytes(a, sizeof(a), s->peak_heap), "%sin %s %s at %s",
+	    exact_lead(b, sizeof(b), s->peak_heap), report_count(c, sizeof(c), s->peak_blocks),
+	    plural(s->peak_blocks, "block", "blocks"), report_duration(kinds, sizeof(kinds), s->peak_time_ns));
+	if (s->rss_samples)
+		row(out, "peak RSS", report_bytes(a, sizeof(a), s->peak_rss), "%sat %s",
+		    exact_lead(b, sizeof(b), s->peak_rss), report_duration(c, sizeof(c), s->peak_rss_time_ns));
+	else
+		row(out, "peak RSS", "-", "no RSS samples in the trace");
+	row(out, "leaked", report_bytes(a, sizeof(a), s->leaked_bytes), "%sin %s %s, %s",
+	    exact_lead(b, sizeof(b), s->leaked_bytes), report_count(c, sizeof(c), s->leaked_blocks),
+	    plural(s->leaked_blocks, "block", "blocks"),
+	    s->leaks_at_exit ? "at exit (after __libc_freeres)" : "still live at the end of the trace");
+	if (s->dropped_events)
+		row(out, "dropped events", report_count(a, sizeof(a), s->dropped_events),
+		    "not recorded: the numbers above miss them");
+	if (s->unknown_frees)
+		row(out, "unmatched frees", report_count(a, sizeof(a), s->unknown_frees),
+		    "of blocks allocated before recording started (not counted as errors)");
+	if (s->reused_live)
+		row(out, "lost frees", report_count(a, sizeof(a), s->reused_live),
+		    "addresses allocated again while live: their free was not recorded");
+	if (s->truncated_stacks)
+		row(out, "truncated stacks", report_count(a, sizeof(a), s->truncated_stacks),
+		    "captured stacks cut short (too deep)");
+	if (!s->complete)
+		row(out, "INCOMPLETE", "!", "see above");
+}
+
+/* A power of two in the largest unit that keeps it whole: "512 B", "4 KiB". */
+static void pow2_bytes(char *buf, size_t len, uint64_t v)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	unsigned u = 0;
+	while (v >= 1024 && v % 1024 == 0 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%" PRIu64 " %s", v, units[u]);
+}
+
+static void histogram(FILE *out, const struct model *m)
+{
+	unsigned lo_i = MODEL_HIST_BUCKETS, hi_i = 0;
+	uint64_t max = 0;
+	for (unsigned i = 0; i < MODEL_HIST_BUCKETS; i++) {
+		if (!m->hist[i].count)
+			continue;
+		lo_i = i < lo_i ? i : lo_i;
+		hi_i = i;
+		max = m->hist[i].count > max ? m->hist[i].count : max;
+	}
+	heading(out, "SIZES", "allocation calls by requested size");
+	if (lo_i == MODEL_HIST_BUCKETS) {
+		fputs("  no allocations\n", out);
+		return;
+	}
+	fprintf(out, "  %-21s %12s\n", "size from", "calls");
+	for (unsigned i = lo_i; i <= hi_i; i++) {
+		char range[32], n[32];
+		uint64_t lo, hi;
+		/* rows are the power-of-two buckets: each holds sizes up to the next row's */
+		model_bucket_range(i, &lo, &hi);
+		pow2_bytes(range, sizeof(range), lo);
+		unsigned bar = max ? (unsigned)((m->hist[i].count * BAR_WIDTH + max - 1) / max) : 0;
+		fprintf(out, "  %-21s %12s  %5.1f%%%s", range, report_count(n, sizeof(n), m->hist[i].count),
+			pct(m->hist[i].count, m->sum.allocations), bar ? "  " : "");
+		for (unsigned k = 0; k < bar; k++)
+			putc('#', out);
+		putc('\n', out);
+	}
+}
+
+int report_text(FILE *out, const struct model *m, const struct report_opts *o)
+{
+	struct model_frame *frames = malloc(FRAMES_CAP * sizeof(*frames));
+	char a[64], b[64], what[160];
+	int ret = 0;
+	if (!frames)
+		return -ENOMEM;
+	header(out, m, o);
+	summary(out, m);
+
+	snprintf(what, sizeof(what), "stacks holding the most at the peak (%s at %s)",
+		 report_bytes(a, sizeof(a), m->sum.peak_heap), report_duration(b, sizeof(b), m->sum.peak_time_ns));
+	ret = section(out, m, o, MODEL_BY_PEAK, "PEAK", what, "nothing was allocated", frames);
+	if (!ret)
+		ret = section(out, m, o, MODEL_BY_ALLOCATIONS, "ALLOCATIONS", "stacks that called the allocator most often",
+			      "no allocation calls", frames);
+	if (!ret)
+		ret = section(out, m, o, MODEL_BY_TEMPORARY, "TEMPORARY",
+			      "stacks whose blocks were freed before their thread allocated again",
+			      "no temporary allocations", frames);
+	if (!ret)
+		ret = section(out, m, o, MODEL_BY_LEAKED, "LEAKS",
+			      m->sum.leaks_at_exit ? "stacks whose blocks were not freed at exit"
+						   : "stacks whose blocks were still live when the trace ended",
+			      "no leaks", frames);
+	if (!ret)
+		histogram(out, m);
+	if (!m->sum.complete) {
+		fputs("\nINCOMPLETE: ", out);
+		put_safe(out, m->sum.incomplete_reason);
+		putc('\n', out);
+	}
+	free(frames);
+	if (ret)
+		return ret;
+	return fflush(out) || ferror(out) ? -EIO : 0;
+}

@@ -1,0 +1,728 @@
+/*
+ * test_analyze.c: the analysis model on synthetic traces with known numbers,
+ * and the text/JSON reports built from it. Each check prints one line; the
+ * last line is "N passed, M failed" and the exit status is 1 on any failure.
+ */
+#include "analyze/model.h"
+#include "report/report.h"
+#include "common/shm_layout.h"
+#include "synth_trace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int passed, failed;
+static char dir[256];
+
+static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void check(int ok, const char *fmt, ...)
+{
+	va_list ap;
+	printf("%s ", ok ? "ok  " : "FAIL");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	ok ? passed++ : failed++;
+}
+
+static void check_u(const char *what, uint64_t got, uint64_t want)
+{
+	if (got == want)
+		check(1, "%s = %" PRIu64, what, got);
+	else
+		check(0, "%s = %" PRIu64 ", want %" PRIu64, what, got, want);
+}
+
+static void check_s(const char *what, const char *got, const char *want)
+{
+	int ok = got && want ? !strcmp(got, want) : got == want;
+	check(ok, "%s = \"%s\"%s%s%s", what, got ? got : "(null)", ok ? "" : ", want \"", ok ? "" : want ? want : "(null)",
+	      ok ? "" : "\"");
+}
+
+static void check_contains(const char *what, const char *hay, const char *needle)
+{
+	int ok = hay && strstr(hay, needle);
+	check(ok, "%s contains \"%s\"", what, needle);
+	if (!ok && hay)
+		printf("     in: %.400s\n", hay);
+}
+
+static char *tpath(const char *name)
+{
+	static char buf[8][512];
+	static int k;
+	char *p = buf[k++ % 8];
+	snprintf(p, 512, "%s/%s", dir, name);
+	return p;
+}
+
+/* ---- a small JSON syntax checker, so the report is known to parse -------- */
+
+static const char *js;
+
+static void ws(void)
+{
+	while (*js == ' ' || *js == '\n' || *js == '\t' || *js == '\r')
+		js++;
+}
+
+static int value(int depth);
+
+static int string(void)
+{
+	if (*js++ != '"')
+		return 0;
+	while (*js && *js != '"') {
+		unsigned char c = (unsigned char)*js++;
+		if (c < 0x20)
+			return 0;
+		if (c == '\\') {
+			char e = *js++;
+			if (e == 'u') {
+				for (int i = 0; i < 4; i++)
+					if (!strchr("0123456789abcdefABCDEF", *js++) || !js[-1])
+						return 0;
+			} else if (!e || !strchr("\"\\/bfnrt", e)) {
+				return 0;
+			}
+		}
+	}
+	return *js++ == '"';
+}
+
+static int value(int depth)
+{
+	ws();
+	if (depth > 64)
+		return 0;
+	if (*js == '{' || *js == '[') {
+		char close = *js == '{' ? '}' : ']';
+		int obj = *js == '{';
+		js++;
+		ws();
+		if (*js == close) {
+			js++;
+			return 1;
+		}
+		for (;;) {
+			if (obj) {
+				ws();
+				if (!string())
+					return 0;
+				ws();
+				if (*js++ != ':')
+					return 0;
+			}
+			if (!value(depth + 1))
+				return 0;
+			ws();
+			if (*js == ',') {
+				js++;
+				continue;
+			}
+			return *js++ == close;
+		}
+	}
+	if (*js == '"')
+		return string();
+	if (!strncmp(js, "true", 4) || !strncmp(js, "null", 4)) {
+		js += 4;
+		return 1;
+	}
+	if (!strncmp(js, "false", 5)) {
+		js += 5;
+		return 1;
+	}
+	const char *start = js;
+	if (*js == '-')
+		js++;
+	while ((*js >= '0' && *js <= '9') || *js == '.' || *js == 'e' || *js == 'E' || *js == '+' || *js == '-')
+		js++;
+	return js > start;
+}
+
+static int json_valid(const char *s)
+{
+	js = s;
+	if (!value(0))
+		return 0;
+	ws();
+	return *js == 0;
+}
+
+/* ---- rendering into memory ------------------------------------------------- */
+
+static char *render(const struct model *m, int json, size_t top, size_t depth)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct report_opts o = { top, depth, "t.hst" };
+	if (!f)
+		return NULL;
+	int ret = json ? report_json(f, m, &o) : report_text(f, m, &o);
+	fclose(f);
+	if (ret) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* ---- the main synthetic trace ---------------------------------------------- */
+
+enum { S_ROOT = 1, S_BUF = 2, S_WORKER = 3, S_LIBC = 4, S_RAW = 5, S_UNDEF = 77 };
+
+#define IP_MAIN 0x401000ull
+#define IP_BUF 0x402000ull
+#define IP_WORKER 0x403000ull
+#define LIBC_BIAS 0x7f0000000000ull
+#define IP_LIBC (LIBC_BIAS + 0x1234)
+#define IP_RAW 0x999999ull
+
+/*
+ * Two threads (0 and 1); times in ns. Live bytes after each event in [].
+ *  1000 T0 malloc  S_BUF   100 @1000  [100]
+ *  2000 T0 free    @1000              [0]     temporary (T0's last)
+ *  3000 T0 malloc  S_BUF   200 @2000  [200]
+ *  4000 T1 calloc  S_WORKER 1000 @3000 [1200]
+ *  5000 T0 malloc  S_ROOT   50 @4000  [1250]
+ *  6000 T1 free    @2000 (T0's block) [1050]  not temporary
+ *  7000 T0 free    @4000              [1000]  temporary
+ *  8000 T1 realloc @3000 -> @5000 3000: REALLOC_FREE [0] temporary, REALLOC [3000]
+ *  8500 RSS 10,000,000
+ *  9000 T0 malloc  S_LIBC  500 @6000  [3500]
+ *  9500 T0 malloc  S_UNDEF   7 @7000  [3507]  peak
+ * 10000 T1 free    @5000              [507]   temporary
+ * 11000 T0 malloc  S_BUF    64 @8000  [571]
+ * 11500 RSS 12,000,000 (peak RSS)
+ * 12000 T0 free    @9999 (unknown)
+ * 12500 T1 malloc  S_RAW     0 @a000  [571]
+ * 12600 T1 malloc  stack 0   8 @c000  [579]
+ * 12700 T1 free    @c000              [571]   temporary
+ * 13000 exit mark: leaked @6000 500, @7000 7, @8000 64, @a000 0 = 571 B in 4 blocks
+ * 14000 T0 free    @8000              [507]   temporary (T0 allocated nothing since)
+ * 15000 end: exited 0, dropped 3, truncated 1
+ */
+static int write_main_trace(const char *path)
+{
+	struct trace_writer *w;
+	if (trace_writer_open(&w, path, 1) < 0)
+		return -1;
+	const char *argv[] = { "demo", "--size", "two words", "tab\there" };
+	st_process(w, 4242, "/usr/bin/demo", 4, argv);
+	st_module(w, 0, 0, 0x400000, 0x500000, "/usr/bin/demo");
+	st_module(w, 1, LIBC_BIAS, LIBC_BIAS, LIBC_BIAS + 0x200000, "/lib/x86_64-linux-gnu/libc.so.6");
+	st_thread(w, 0, 0, 100);
+	st_thread(w, 0, 1, 101);
+	st_stack(w, S_ROOT, 0, IP_MAIN);
+	st_stack(w, S_BUF, S_ROOT, IP_BUF);
+	st_stack(w, S_WORKER, S_ROOT, IP_WORKER);
+	st_stack(w, S_LIBC, S_BUF, IP_LIBC);
+	st_stack(w, S_RAW, S_ROOT, IP_RAW);
+
+	st_alloc(w, 1000, 0, HS_EV_MALLOC, S_BUF, 100, 0x1000);
+	st_free(w, 2000, 0, HS_EV_FREE, 0x1000);
+	st_alloc(w, 3000, 0, HS_EV_MALLOC, S_BUF, 200, 0x2000);
+	st_alloc(w, 4000, 1, HS_EV_CALLOC, S_WORKER, 1000, 0x3000);
+	st_alloc(w, 5000, 0, HS_EV_MALLOC, S_ROOT, 50, 0x4000);
+	st_free(w, 6000, 1, HS_EV_FREE, 0x2000);
+	st_free(w, 7000, 0, HS_EV_FREE, 0x4000);
+	st_free(w, 8000, 1, HS_EV_REALLOC_FREE, 0x3000);
+	st_alloc(w, 8000, 1, HS_EV_REALLOC, S_WORKER, 3000, 0x5000);
+	st_sample(w, 8500, 10000000);
+	st_alloc(w, 9000, 0, HS_EV_MALLOC, S_LIBC, 500, 0x6000);
+	st_alloc(w, 9500, 0, HS_EV_MALLOC, S_UNDEF, 7, 0x7000);
+	st_free(w, 10000, 1, HS_EV_FREE, 0x5000);
+	st_alloc(w, 11000, 0, HS_EV_MALLOC, S_BUF, 64, 0x8000);
+	st_sample(w, 11500, 12000000);
+	st_free(w, 12000, 0, HS_EV_FREE, 0x9999);
+	st_alloc(w, 12500, 1, HS_EV_MALLOC, S_RAW, 0, 0xa000);
+	st_alloc(w, 12600, 1, HS_EV_MALLOC, 0, 8, 0xc000);
+	st_free(w, 12700, 1, HS_EV_FREE, 0xc000);
+	st_exit_mark(w, 13000);
+	st_free(w, 14000, 0, HS_EV_FREE, 0x8000);
+
+	/* symbols, appended at the end as the recorder does */
+	st_string(w, 1, "main");
+	st_string(w, 2, "/src/demo/main.c");
+	st_string(w, 3, "make_buffer");
+	st_string(w, 4, "/src/demo/buf.c");
+	st_string(w, 5, "grow_inline");
+	st_string(w, 6, "/src/demo/grow.h");
+	st_string(w, 7, "worker \"quoted\" \\ \x01\xff\xc3\xa9");
+	st_string(w, 8, "/src/demo/worker.c");
+	struct synth_frame fmain = { 1, 2, 10, 0 };
+	struct synth_frame fbuf[2] = { { 5, 6, 7, TRACE_FRAME_INLINED }, { 3, 4, 42, 0 } };
+	struct synth_frame fworker = { 7, 8, 20, 0 };
+	st_symbol(w, IP_MAIN, 0, IP_MAIN, 1, &fmain);
+	st_symbol(w, IP_BUF, 0, IP_BUF, 2, fbuf);
+	st_symbol(w, IP_WORKER, 0, IP_WORKER, 1, &fworker);
+	st_end(w, 15000, TRACE_EXITED, 0, 30, 3, 1, 0);
+	return trace_writer_close(w) < 0 ? -1 : 0;
+}
+
+static const struct model_stack *stack_by_id(const struct model *m, uint64_t id)
+{
+	for (size_t i = 0; i < m->nstacks; i++)
+		if (m->stacks[i].id == id)
+			return &m->stacks[i];
+	return NULL;
+}
+
+static size_t index_of(const struct model *m, uint64_t id)
+{
+	const struct model_stack *s = stack_by_id(m, id);
+	return s ? (size_t)(s - m->stacks) : (size_t)-1;
+}
+
+static void test_main_trace(void)
+{
+	char err[512] = "";
+	struct model *m = NULL;
+	const char *path = tpath("main.hst");
+	check(write_main_trace(path) == 0, "write the synthetic trace");
+	int ret = model_load(&m, path, err, sizeof(err));
+	check(ret == 0, "model_load: %d %s", ret, err);
+	if (ret)
+		return;
+	const struct model_summary *s = &m->sum;
+	check(s->complete == 1, "complete");
+	check_s("program", s->program, "/usr/bin/demo");
+	check_u("argc", s->argc, 4);
+	check_s("argv[2]", s->argc > 2 ? s->argv[2] : NULL, "two words");
+	check_u("pid", s->pid, 4242);
+	check_u("threads", s->threads, 2);
+	check_u("allocations", s->allocations, 10);
+	check_u("frees", s->frees, 8);
+	check_u("allocated bytes", s->allocated_bytes, 4929);
+	check_u("malloc calls", s->by_kind[HS_EV_MALLOC], 8);
+	check_u("calloc calls", s->by_kind[HS_EV_CALLOC], 1);
+	check_u("realloc calls", s->by_kind[HS_EV_REALLOC], 1);
+	check_u("realloc frees", s->by_kind[HS_EV_REALLOC_FREE], 1);
+	check_u("temporary", s->temporary, 6);
+	check_u("temporary bytes", s->temporary_bytes, 4222);
+	check_u("peak heap", s->peak_heap, 3507);
+	check_u("peak time", s->peak_time_ns, 9500);
+	check_u("peak blocks", s->peak_blocks, 3);
+	check_u("peak RSS", s->peak_rss, 12000000);
+	check_u("peak RSS time", s->peak_rss_time_ns, 11500);
+	check_u("RSS samples", s->rss_samples, 2);
+	check_u("leaked bytes", s->leaked_bytes, 571);
+	check_u("leaked blocks", s->leaked_blocks, 4);
+	check(s->leaks_at_exit, "leaks counted at the exit mark");
+	check_u("leak time", s->leak_time_ns, 13000);
+	check_u("live bytes at end", s->live_bytes, 507);
+	check_u("live blocks at end", s->live_blocks, 3);
+	check_u("unknown frees", s->unknown_frees, 1);
+	check_u("reused live", s->reused_live, 0);
+	check_u("dropped events", s->dropped_events, 3);
+	check_u("truncated stacks", s->truncated_stacks, 1);
+	check_u("run time", s->run_time_ns, 15000);
+	check(s->exit_kind == MODEL_EXITED && s->exit_code == 0, "exited with 0");
+	check(s->allocations_per_sec > 666666.0 && s->allocations_per_sec < 666667.0, "calls per second %.1f",
+	      s->allocations_per_sec);
+	check_u("stacks", m->nstacks, 7);
+
+	const struct model_stack *b = stack_by_id(m, S_BUF), *wk = stack_by_id(m, S_WORKER);
+	const struct model_stack *r = stack_by_id(m, S_ROOT), *l = stack_by_id(m, S_LIBC);
+	const struct model_stack *u = stack_by_id(m, S_UNDEF), *raw = stack_by_id(m, S_RAW);
+	const struct model_stack *none = stack_by_id(m, 0);
+	check(b && wk && r && l && u && raw && none, "every allocating stack has totals");
+	if (!(b && wk && r && l && u && raw && none))
+		goto out;
+	check_u("S_BUF allocations", b->allocations, 3);
+	check_u("S_BUF bytes", b->allocated_bytes, 364);
+	check_u("S_BUF temporary", b->temporary, 2);
+	check_u("S_BUF frees", b->frees, 3);
+	check_u("S_BUF peak", b->peak_bytes, 0);
+	check_u("S_BUF leaked", b->leaked_bytes, 64);
+	check_u("S_BUF leaked blocks", b->leaked_blocks, 1);
+	check_u("S_BUF live at end", b->live_bytes, 0);
+	check_u("S_WORKER allocations", wk->allocations, 2);
+	check_u("S_WORKER bytes", wk->allocated_bytes, 4000);
+	check_u("S_WORKER temporary", wk->temporary, 2);
+	check_u("S_WORKER temporary bytes", wk->temporary_bytes, 4000);
+	check_u("S_WORKER peak", wk->peak_bytes, 3000);
+	check_u("S_WORKER peak blocks", wk->peak_blocks, 1);
+	check_u("S_WORKER leaked", wk->leaked_bytes, 0);
+	check_u("S_ROOT temporary", r->temporary, 1);
+	check_u("S_ROOT peak", r->peak_bytes, 0);
+	check_u("S_LIBC peak", l->peak_bytes, 500);
+	check_u("S_LIBC leaked", l->leaked_bytes, 500);
+	check_u("S_UNDEF peak", u->peak_bytes, 7);
+	check_u("S_UNDEF leaked", u->leaked_bytes, 7);
+	check_u("S_RAW leaked blocks (malloc(0))", raw->leaked_blocks, 1);
+	check_u("S_RAW peak (after the peak)", raw->peak_bytes, 0);
+	check_u("no-stack temporary", none->temporary, 1);
+
+	/* sizes: 0, 7, 8, 50, 64, 100, 200, 500, 1000, 3000 */
+	check_u("histogram size 0", m->hist[0].count, 1);
+	check_u("histogram 4-7", m->hist[3].count, 1);
+	check_u("histogram 8-15", m->hist[4].count, 1);
+	check_u("histogram 32-63", m->hist[6].count, 1);
+	check_u("histogram 64-127", m->hist[7].count, 2);
+	check_u("histogram 64-127 bytes", m->hist[7].bytes, 164);
+	check_u("histogram 2048-4095", m->hist[12].count, 1);
+	uint64_t lo, hi;
+	model_bucket_range(7, &lo, &hi);
+	check(lo == 64 && hi == 127, "bucket 7 is [64, 127]");
+
+	/* rankings */
+	size_t idx[8];
+	size_t n = model_top(m, MODEL_BY_PEAK, 8, idx);
+	check(n == 3 && m->stacks[idx[0]].id == S_WORKER && m->stacks[idx[1]].id == S_LIBC &&
+		      m->stacks[idx[2]].id == S_UNDEF,
+	      "peak ranking: worker, libc, undefined (%zu)", n);
+	n = model_top(m, MODEL_BY_ALLOCATIONS, 2, idx);
+	check(n == 2 && m->stacks[idx[0]].id == S_BUF && m->stacks[idx[1]].id == S_WORKER,
+	      "allocation ranking: top 2 is buf, worker");
+	n = model_top(m, MODEL_BY_LEAKED, 0, idx);
+	check(n == 4 && m->stacks[idx[0]].id == S_LIBC && m->stacks[idx[1]].id == S_BUF &&
+		      m->stacks[idx[2]].id == S_UNDEF && m->stacks[idx[3]].id == S_RAW,
+	      "leak ranking: libc 500, buf 64, undefined 7, raw 0 B (%zu)", n);
+	check_u("ranked for temporary", model_ranked(m, MODEL_BY_TEMPORARY), 4);
+
+	/* frames */
+	struct model_frame f[16];
+	char label[128];
+	n = model_stack_frames(m, index_of(m, S_LIBC), f, 16);
+	check_u("S_LIBC frames", n, 4);
+	check(f[0].function == NULL && (f[0].flags & MODEL_FRAME_NO_SYMBOL) && f[0].offset == 0x1234,
+	      "leaf without symbol: module offset 0x%" PRIx64, f[0].offset);
+	check_s("leaf label", model_frame_label(&f[0], label, sizeof(label)), "libc.so.6+0x1234");
+	check_s("frame 1 inlined function", f[1].function, "grow_inline");
+	check(f[1].flags & MODEL_FRAME_INLINED, "frame 1 flagged inlined");
+	check_u("frame 1 line", f[1].line, 7);
+	check_s("frame 2 function", f[2].function, "make_buffer");
+	check(!(f[2].flags & MODEL_FRAME_INLINED), "frame 2 not inlined");
+	check_s("frame 2 file", f[2].file, "/src/demo/buf.c");
+	check_s("frame 2 module", f[2].module, "/usr/bin/demo");
+	check_s("frame 3 function", f[3].function, "main");
+	n = model_stack_frames(m, index_of(m, S_LIBC), f, 2);
+	check(n == 4 && f[1].function && !strcmp(f[1].function, "grow_inline"), "depth-limited walk still counts 4");
+	n = model_stack_frames(m, index_of(m, S_RAW), f, 16);
+	check(n == 2 && !f[0].module, "raw address without module");
+	check_s("raw label", model_frame_label(&f[0], label, sizeof(label)), "0x999999");
+	n = model_stack_frames(m, index_of(m, S_UNDEF), f, 16);
+	check(n == 1 && (f[0].flags & MODEL_FRAME_UNKNOWN_STACK), "undefined stack id -> one unknown frame");
+	check_s("unknown label", model_frame_label(&f[0], label, sizeof(label)), "[unknown stack]");
+	n = model_stack_frames(m, index_of(m, 0), f, 16);
+	check(n == 1 && (f[0].flags & MODEL_FRAME_NO_STACK), "stack 0 -> no stack");
+
+	/* timeline: bounded, and its maximum is the peak */
+	uint64_t tmax = 0, rmax = 0;
+	for (size_t i = 0; i < m->ntimeline; i++) {
+		tmax = m->timeline[i].heap > tmax ? m->timeline[i].heap : tmax;
+		rmax = m->timeline[i].rss > rmax ? m->timeline[i].rss : rmax;
+	}
+	check(m->ntimeline > 0 && m->ntimeline <= MODEL_TIMELINE_MAX, "timeline has %zu points", m->ntimeline);
+	check_u("timeline max heap", tmax, 3507);
+	check_u("timeline max rss", rmax, 12000000);
+
+	/* reports */
+	char *j = render(m, 1, 20, 0);
+	check(j && json_valid(j), "JSON report parses");
+	check_contains("JSON", j, "\"allocations\": 10,");
+	check_contains("JSON", j, "\"frees\": 8,");
+	check_contains("JSON", j, "\"allocated_bytes\": 4929,");
+	check_contains("JSON", j, "\"temporary\": 6,");
+	check_contains("JSON", j, "\"peak_heap_bytes\": 3507,");
+	check_contains("JSON", j, "\"peak_rss_bytes\": 12000000,");
+	check_contains("JSON", j, "\"leaked_bytes\": 571,");
+	check_contains("JSON", j, "\"leaked_blocks\": 4,");
+	check_contains("JSON", j, "\"complete\": true");
+	check_contains("JSON", j, "\"exit_code\": 0,");
+	check_contains("JSON", j, "\"argv\": [\"demo\", \"--size\", \"two words\", \"tab\\there\"]");
+	check_contains("JSON escapes", j, "\"worker \\\"quoted\\\" \\\\ \\u0001\\ufffd\xc3\xa9\"");
+	check_contains("JSON peak entry", j, "{\"bytes\": 3000, \"count\": 1, \"stack_id\": 3");
+	check_contains("JSON inlined frame", j, "\"function\": \"grow_inline\", \"file\": \"/src/demo/grow.h\", "
+					       "\"line\": 7, \"module\": \"/usr/bin/demo\", \"inlined\": true");
+	check_contains("JSON histogram", j, "{\"min\": 64, \"max\": 127, \"count\": 2, \"bytes\": 164}");
+	free(j);
+	j = render(m, 1, 1, 1);
+	check(j && json_valid(j), "JSON with --top 1 --depth 1 parses");
+	int entries = 0;
+	for (const char *q = j; q && (q = strstr(q, "\"stack_id\"")); q++)
+		entries++;
+	check(entries == 4, "JSON --top 1: one entry in each of the 4 sections (%d)", entries);
+	check_contains("JSON --depth 1", j, "\"frames_total\": 2, \"stack\": [\n        {\"function\": \"worker ");
+	free(j);
+
+	char *t = render(m, 0, 5, 8);
+	check(t != NULL, "text report renders");
+	check_contains("text", t, "heapscope report of t.hst");
+	check_contains("text", t, "demo --size 'two words' 'tab?here'");
+	check_contains("text", t, "exited with status 0");
+	check_contains("text", t, "allocation calls");
+	check_contains("text", t, "3.4 KiB");
+	check_contains("text", t, "3,507 B in 3 blocks at 9.5 us");
+	check_contains("text", t, "571 B   in 4 blocks, at exit (after __libc_freeres)");
+	check_contains("text", t, "grow_inline [inlined]");
+	check_contains("text", t, "libc.so.6+0x1234");
+	check_contains("text", t, "[unknown stack]");
+	check_contains("text", t, "LEAKS");
+	check_contains("text", t, "SIZES");
+	check(t && !strstr(t, "INCOMPLETE"), "complete trace: no INCOMPLETE");
+	check(t && !strchr(t, '\x01'), "text report has no control characters from names");
+	free(t);
+out:
+	model_free(m);
+}
+
+/* ---- edge cases: lost frees, cycles, no process, no end -------------------- */
+
+static void test_edges(void)
+{
+	char err[512] = "";
+	struct model *m = NULL;
+	const char *path = tpath("edges.hst");
+	struct trace_writer *w;
+	check(trace_writer_open(&w, path, 1) == 0, "write the edge trace");
+	st_stack(w, 6, 6, 0x1111);          /* a parent cycle must not hang the walk */
+	st_alloc(w, 100, 0, HS_EV_MALLOC, 6, 10, 0x100);
+	st_alloc(w, 200, 0, HS_EV_MALLOC, 6, 30, 0x100); /* free of the first was lost */
+	st_alloc(w, 300, 0, HS_EV_MALLOC, 6, 5, 0);      /* address 0: counted, not kept */
+	st_alloc(w, 5000000000ull, 0, HS_EV_MALLOC, 6, 1, 0x200); /* far: the timeline compacts */
+	trace_writer_close(w);
+	int ret = model_load(&m, path, err, sizeof(err));
+	check(ret == 0, "model_load edges: %d %s", ret, err);
+	if (ret)
+		return;
+	check(!m->sum.complete && m->sum.gap == MODEL_GAP_NO_END, "no end record -> incomplete (NO_END)");
+	check_contains("reason", m->sum.incomplete_reason, "no end record");
+	check(m->sum.program == NULL && m->sum.argc == 0, "no process record");
+	check_u("allocations", m->sum.allocations, 4);
+	check_u("reused live", m->sum.reused_live, 1);
+	check_u("peak", m->sum.peak_heap, 31);
+	check_u("leaked (end of trace)", m->sum.leaked_bytes, 31);
+	check(!m->sum.leaks_at_exit, "leaks at end of trace, not at exit");
+	check(m->ntimeline <= MODEL_TIMELINE_MAX && m->timeline_step_ns > 1024, "timeline compacted: %zu points of %"
+	      PRIu64 " ns", m->ntimeline, m->timeline_step_ns);
+	struct model_frame f[8];
+	size_t n = model_stack_frames(m, 0, f, 8);
+	check(n >= 1 && n <= 3, "cyclic stack walk ends (%zu frames)", n);
+	char *t = render(m, 0, 5, 8);
+	check_contains("text", t, "INCOMPLETE: no end record");
+	check_contains("text", t, "exit status unknown");
+	free(t);
+	t = render(m, 1, 5, 0);
+	check(t && json_valid(t), "JSON of an incomplete trace parses");
+	check_contains("JSON", t, "\"complete\": false");
+	check_contains("JSON", t, "\"exit_code\": null");
+	free(t);
+	model_free(m);
+}
+
+/* ---- truncated and corrupt files ------------------------------------------- */
+
+#define PER_BLOCK 1000
+
+/* Three blocks of PER_BLOCK allocations each; *ends gets each block's end. */
+static int write_blocks(const char *path, uint64_t ends[3])
+{
+	struct trace_writer *w;
+	if (trace_writer_open(&w, path, 1) < 0)
+		return -1;
+	st_stack(w, 1, 0, 0x1000);
+	uint64_t t = 0, a = 0x10000;
+	for (int b = 0; b < 3; b++) {
+		for (int i = 0; i < PER_BLOCK; i++)
+			st_alloc(w, t += 10, 0, HS_EV_MALLOC, 1, 16, a += 16);
+		if (b == 2)
+			st_end(w, t, TRACE_EXITED, 0, 3 * PER_BLOCK, 0, 0, 0);
+		if (trace_writer_flush(w) < 0)
+			return -1;
+		ends[b] = trace_writer_bytes(w);
+	}
+	return trace_writer_close(w);
+}
+
+static int copy_prefix(const char *from, const char *to, uint64_t len)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	int ok = in && out;
+	for (uint64_t i = 0; ok && i < len; i++) {
+		int c = getc(in);
+		ok = c != EOF && putc(c, out) != EOF;
+	}
+	if (in)
+		fclose(in);
+	if (out && fclose(out))
+		ok = 0;
+	return ok ? 0 : -1;
+}
+
+static void test_truncated(void)
+{
+	uint64_t ends[3];
+	char err[512] = "";
+	struct model *m = NULL;
+	const char *full = tpath("blocks.hst"), *cut = tpath("cut.hst"), *bad = tpath("corrupt.hst");
+	check(write_blocks(full, ends) == 0, "write a 3-block trace");
+
+	int ret = model_load(&m, full, err, sizeof(err));
+	check(ret == 0 && m->sum.complete && m->sum.allocations == 3 * PER_BLOCK, "whole file: complete, %d allocations",
+	      3 * PER_BLOCK);
+	model_free(m);
+	m = NULL;
+
+	/* cut in the middle of the third block's data */
+	check(copy_prefix(full, cut, (ends[1] + ends[2]) / 2) == 0, "cut the trace mid-block");
+	ret = model_load(&m, cut, err, sizeof(err));
+	check(ret == 0, "truncated trace still loads: %d %s", ret, err);
+	if (!ret) {
+		check(!m->sum.complete && m->sum.gap == MODEL_GAP_TRUNCATED, "marked incomplete (TRUNCATED)");
+		check_u("allocations of the whole blocks", m->sum.allocations, 2 * PER_BLOCK);
+		check_u("peak of the whole blocks", m->sum.peak_heap, 2 * PER_BLOCK * 16);
+		check_contains("reason", m->sum.incomplete_reason, "truncated at offset");
+		check(strncmp(m->sum.incomplete_reason, cut, strlen(cut)) != 0, "reason does not repeat the path");
+		char *t = render(m, 0, 5, 8);
+		check_contains("text", t, "INCOMPLETE: truncated at offset");
+		free(t);
+		t = render(m, 1, 5, 0);
+		check(t && json_valid(t), "JSON of a truncated trace parses");
+		check_contains("JSON", t, "\"incomplete_reason\": \"truncated at offset");
+		free(t);
+		model_free(m);
+		m = NULL;
+	}
+
+	/* cut inside a block header */
+	check(copy_prefix(full, cut, ends[0] + 3) == 0, "cut the trace inside a block header");
+	ret = model_load(&m, cut, err, sizeof(err));
+	check(ret == 0 && !m->sum.complete && m->sum.gap == MODEL_GAP_TRUNCATED && m->sum.allocations == PER_BLOCK,
+	      "header cut: first block kept, incomplete");
+	model_free(m);
+	m = NULL;
+
+	/* flip a byte inside the second block's compressed data */
+	check(copy_prefix(full, bad, ends[2]) == 0, "copy the trace");
+	FILE *f = fopen(bad, "r+b");
+	int c = EOF;
+	if (f && fseek(f, (long)((ends[0] + ends[1]) / 2), SEEK_SET) == 0)
+		c = getc(f);
+	if (c != EOF && fseek(f, (long)((ends[0] + ends[1]) / 2), SEEK_SET) == 0)
+		putc(c ^ 0x5a, f);
+	if (f)
+		fclose(f);
+	ret = model_load(&m, bad, err, sizeof(err));
+	check(ret == 0 && !m->sum.complete && m->sum.gap == MODEL_GAP_CORRUPT,
+	      "corrupt block: loads, marked incomplete (CORRUPT)");
+	if (!ret) {
+		check_u("allocations before the corrupt block", m->sum.allocations, PER_BLOCK);
+		check_contains("reason", m->sum.incomplete_reason, "corrupt");
+		model_free(m);
+	}
+}
+
+static void test_not_a_trace(void)
+{
+	char err[512] = "";
+	struct model *m = NULL;
+	const char *path = tpath("text.hst");
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs("this is not a heapscope trace, just some text\n", f);
+		fclose(f);
+	}
+	int ret = model_load(&m, path, err, sizeof(err));
+	check(ret < 0, "a text file is refused (%d)", ret);
+	check_contains("error", err, "not a heapscope trace");
+
+	/* a real trace with its version field changed */
+	uint64_t ends[3];
+	const char *v = tpath("version.hst");
+	write_blocks(v, ends);
+	f = fopen(v, "r+b");
+	if (f) {
+		fseek(f, 8, SEEK_SET);
+		putc(TRACE_VERSION + 1, f);
+		fclose(f);
+	}
+	err[0] = 0;
+	ret = model_load(&m, v, err, sizeof(err));
+	check(ret < 0, "another format version is refused (%d)", ret);
+	check_contains("error", err, "version");
+
+	err[0] = 0;
+	ret = model_load(&m, tpath("missing.hst"), err, sizeof(err));
+	check(ret == -ENOENT, "a missing file gives -ENOENT (%d)", ret);
+	check_contains("error", err, "missing.hst");
+
+	/* an empty trace (header only): loads, incomplete, all zero */
+	struct trace_writer *w;
+	const char *e = tpath("empty.hst");
+	if (trace_writer_open(&w, e, 1) == 0)
+		trace_writer_close(w);
+	ret = model_load(&m, e, err, sizeof(err));
+	check(ret == 0 && !m->sum.complete && m->sum.allocations == 0 && m->nstacks == 0,
+	      "header-only trace: loads, incomplete, empty");
+	if (!ret) {
+		char *t = render(m, 0, 5, 8);
+		check_contains("text", t, "nothing was allocated");
+		free(t);
+		t = render(m, 1, 20, 0);
+		check(t && json_valid(t), "JSON of an empty trace parses");
+		free(t);
+		model_free(m);
+	}
+}
+
+/* ---- formatting helpers ---------------------------------------------------- */
+
+static void test_format(void)
+{
+	char b[64];
+	check_s("bytes 0", report_bytes(b, sizeof(b), 0), "0 B");
+	check_s("bytes 1023", report_bytes(b, sizeof(b), 1023), "1023 B");
+	check_s("bytes 1024", report_bytes(b, sizeof(b), 1024), "1.0 KiB");
+	check_s("bytes 1.5 MiB", report_bytes(b, sizeof(b), 1572864), "1.5 MiB");
+	check_s("bytes just under 1 MiB", report_bytes(b, sizeof(b), 1048575), "1.0 MiB");
+	check_s("count", report_count(b, sizeof(b), 1234567), "1,234,567");
+	check_s("count small", report_count(b, sizeof(b), 12), "12");
+	check_s("duration ns", report_duration(b, sizeof(b), 850), "850 ns");
+	check_s("duration s", report_duration(b, sizeof(b), 7890000000ull), "7.890 s");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	rjson_string(f, "a\"b\\c\n\x1f\x7f\xe2\x82\xac\xed\xa0\x80\xf0\x9f\x98\x80\xc0\xaf\xe2\x82");
+	rjson_string(f, NULL);
+	fclose(f);
+	check_s("JSON escaping", buf,
+		"\"a\\\"b\\\\c\\n\\u001f\\u007f\xe2\x82\xac\\ufffd\\ufffd\\ufffd\xf0\x9f\x98\x80\\ufffd\\ufffd\\ufffd\\ufffd\"null");
+	free(buf);
+}
+
+int main(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(dir, sizeof(dir), "%s/hs-test-analyze-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_main_trace();
+	test_edges();
+	test_truncated();
+	test_not_a_trace();
+	test_format();
+
+	const char *names[] = { "main.hst", "edges.hst", "blocks.hst", "cut.hst", "corrupt.hst",
+				"text.hst", "version.hst", "empty.hst" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!getenv("HS_KEEP")) unlink(tpath(names[i]));
+	if (!getenv("HS_KEEP")) rmdir(dir); else fprintf(stderr, "kept %s\n", dir);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
