@@ -153,10 +153,42 @@ static int run_program(const char *exe, struct run *r)
 	return 0;
 }
 
+/*
+ * Compiles srcdir/name into tmpdir with -O2 -g and runs it. The compile runs
+ * in srcdir on the bare name, so the DWARF file name is relative and the
+ * resolver must join it with the compilation directory.
+ */
+static int build_and_run(const char *srcdir, const char *tmpdir, const char *name, const char *compiler,
+			 char *exe, size_t exe_size, struct run *r)
+{
+	char cmd[3 * PATH_MAX];
+	int err;
+
+	if (snprintf(exe, exe_size, "%s/%s.bin", tmpdir, name) >= (int)exe_size ||
+	    snprintf(cmd, sizeof(cmd), "cd '%s' && %s -O2 -g -o '%s' %s", srcdir, compiler, exe, name) >=
+		    (int)sizeof(cmd)) {
+		check(0, "paths fit in PATH_MAX");
+		return -ENAMETOOLONG;
+	}
+	err = system(cmd);
+	check(err == 0, "compile %s with %s -O2 -g", name, compiler);
+	if (err)
+		return -EIO;
+	err = run_program(exe, r);
+	check(err == 0, "run %s: return address, function and load bias printed", name);
+	return err;
+}
+
+static const char *env_or(const char *var, const char *dflt)
+{
+	const char *v = getenv(var);
+
+	return v && *v ? v : dflt;
+}
+
 static void test_inline_chain(const char *srcdir, const char *tmpdir)
 {
-	char src[PATH_MAX], exe[PATH_MAX], cmd[3 * PATH_MAX];
-	const char *cc = getenv("CC");
+	char src[PATH_MAX], exe[PATH_MAX];
 	struct sym_frame fr[8], again[8];
 	struct sym_ctx *c = NULL;
 	unsigned line_g, line_f;
@@ -164,26 +196,14 @@ static void test_inline_chain(const char *srcdir, const char *tmpdir)
 	struct run r = { 0 };
 	int n, mod, idx, err;
 
-	if (snprintf(src, sizeof(src), "%s/inline_chain.c", srcdir) >= (int)sizeof(src) ||
-	    snprintf(exe, sizeof(exe), "%s/inline_chain", tmpdir) >= (int)sizeof(exe)) {
+	if (snprintf(src, sizeof(src), "%s/inline_chain.c", srcdir) >= (int)sizeof(src)) {
 		check(0, "paths fit in PATH_MAX");
 		return;
 	}
 	line_g = marker_line(src, "MARK_G_CALL");
 	line_f = marker_line(src, "MARK_F_CALL");
 	check(line_g && line_f, "markers found in %s (g at %u, f at %u)", src, line_g, line_f);
-
-	/* Compiled from its own directory with a relative name, so the DWARF
-	 * file name is relative and must be joined with the comp dir. */
-	snprintf(cmd, sizeof(cmd), "cd '%s' && %s -O2 -g -o '%s' inline_chain.c", srcdir, cc && *cc ? cc : "cc",
-		 exe);
-	err = system(cmd);
-	check(err == 0, "compile inline_chain.c with -O2 -g");
-	if (err)
-		return;
-	err = run_program(exe, &r);
-	check(err == 0, "run inline_chain: ra, f and load bias printed");
-	if (err)
+	if (build_and_run(srcdir, tmpdir, "inline_chain.c", env_or("CC", "cc"), exe, sizeof(exe), &r))
 		return;
 
 	err = sym_open(&c);
@@ -256,6 +276,51 @@ static void test_inline_chain(const char *srcdir, const char *tmpdir)
 	sym_close(c);
 }
 
+/* The same chain in C++: names come qualified, with their parameters. */
+static void test_cxx_chain(const char *srcdir, const char *tmpdir)
+{
+	const char *cxx = env_or("CXX", "c++");
+	char src[PATH_MAX], exe[PATH_MAX], probe[PATH_MAX + 64];
+	struct sym_frame fr[8];
+	struct sym_ctx *c = NULL;
+	unsigned line_grab, line_load;
+	struct run r = { 0 };
+	int n;
+
+	snprintf(probe, sizeof(probe), "command -v '%s' >/dev/null 2>&1", cxx);
+	if (system(probe) != 0) {
+		printf("skip: no C++ compiler (%s), C++ names not checked\n", cxx);
+		return;
+	}
+	if (snprintf(src, sizeof(src), "%s/inline_chain_cxx.cc", srcdir) >= (int)sizeof(src)) {
+		check(0, "paths fit in PATH_MAX");
+		return;
+	}
+	line_grab = marker_line(src, "MARK_GRAB_CALL");
+	line_load = marker_line(src, "MARK_LOAD_CALL");
+	check(line_grab && line_load, "markers found in %s (grab at %u, load at %u)", src, line_grab, line_load);
+	if (build_and_run(srcdir, tmpdir, "inline_chain_cxx.cc", cxx, exe, sizeof(exe), &r))
+		return;
+	if (sym_open(&c)) {
+		check(0, "sym_open");
+		return;
+	}
+	sym_add_module(c, exe, r.bias, r.start, r.end);
+	n = sym_resolve(c, r.ra, 1, fr, 8, NULL, NULL);
+	check(n == 2, "C++: return address in grab inside load: 2 frames (got %d)", n);
+	if (n == 2) {
+		check(streq(fr[0].function, "app::Pool::grab(unsigned long)") && fr[0].inlined == 1 &&
+			      fr[0].line == line_grab && same_file(fr[0].file, src),
+		      "C++ frame 0: app::Pool::grab(unsigned long), inlined, line %u (got %s, %d, %s:%u)", line_grab,
+		      show(fr[0].function), fr[0].inlined, show(fr[0].file), fr[0].line);
+		check(streq(fr[1].function, "app::load(app::Pool&, unsigned long)") && fr[1].inlined == 0 &&
+			      fr[1].line == line_load && same_file(fr[1].file, src),
+		      "C++ frame 1: app::load(app::Pool&, unsigned long), line %u (got %s, %d, %s:%u)", line_load,
+		      show(fr[1].function), fr[1].inlined, show(fr[1].file), fr[1].line);
+	}
+	sym_close(c);
+}
+
 int main(void)
 {
 	char srcdir[PATH_MAX], tmpdir[] = "/tmp/test_symbols.XXXXXX", cmd[PATH_MAX + 32];
@@ -273,6 +338,7 @@ int main(void)
 	check(find_srcdir(srcdir, sizeof(srcdir)) == 0, "find tests/unit/symbols");
 	if (dir) {
 		test_inline_chain(srcdir, dir);
+		test_cxx_chain(srcdir, dir);
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not remove %s\n", dir);
