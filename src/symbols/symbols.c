@@ -216,23 +216,47 @@ static const char *intern(struct sym_ctx *c, const char *s)
 	return s ? intern_n(c, s, strlen(s)) : NULL;
 }
 
-/* A demangled copy of name when it is mangled, else name itself; interned. */
-static const char *intern_demangled(struct sym_ctx *c, const char *name)
+/*
+ * The function name for an ELF symbol: demangled, without the suffixes the
+ * compiler gives the pieces and copies it makes of one source function
+ * (f.cold, f.part.0, f.constprop.0, f.isra.0, f.llvm.123; demangled C++
+ * shows them as " [clone .cold]"), so that all of them report as f.
+ */
+static const char *intern_function(struct sym_ctx *c, const char *name)
 {
+	const char *dot, *r;
+	size_t len;
 	char *d;
-	const char *r;
 
 	if (!name)
 		return NULL;
 	d = sym_demangle(name);
-	if (!d)
-		return intern(c, name);
-	r = intern(c, d);
-	free(d);
-	return r;
+	if (d) {
+		len = strlen(d);
+		while (len && d[len - 1] == ']') {
+			char *clone = NULL;
+
+			for (char *p = strstr(d, " [clone ."); p && p < d + len; p = strstr(p + 1, " [clone ."))
+				clone = p;
+			if (!clone)
+				break;
+			len = clone - d;
+		}
+		r = intern_n(c, d, len);
+		free(d);
+		return r;
+	}
+	/* C names hold no dot: one means a suffix (a leading dot is a name). */
+	dot = name[0] ? strchr(name + 1, '.') : NULL;
+	return dot ? intern_n(c, name, dot - name) : intern(c, name);
 }
 
-/* Source file names relative to the compilation directory become absolute. */
+/*
+ * Source file names relative to an absolute compilation directory become
+ * absolute. libdw already prefixes names with their line-table directory,
+ * and directory 0 is the compilation directory itself, so a relative one
+ * (as in builds with -fdebug-prefix-map=...=.) is already in the name.
+ */
 static const char *intern_path(struct sym_ctx *c, const char *name, const char *comp_dir)
 {
 	size_t dlen, nlen;
@@ -241,7 +265,7 @@ static const char *intern_path(struct sym_ctx *c, const char *name, const char *
 
 	if (!name)
 		return NULL;
-	if (name[0] == '/' || !comp_dir || !comp_dir[0])
+	if (name[0] == '/' || !comp_dir || comp_dir[0] != '/')
 		return intern(c, name);
 	while (name[0] == '.' && name[1] == '/')
 		name += 2;
@@ -841,7 +865,7 @@ static int frames(struct sym_ctx *c, struct object *o, uint64_t a, const char *e
 	}
 	/* The function: its ELF symbol (what profilers and debuggers show,
 	 * clones like f.cold included), else its DIE's name. */
-	c->tmp[n++] = (struct sym_frame){ elf_name ? intern_demangled(c, elf_name) : ns ? die_name(c, &c->chain[0]) : NULL,
+	c->tmp[n++] = (struct sym_frame){ elf_name ? intern_function(c, elf_name) : ns ? die_name(c, &c->chain[0]) : NULL,
 					  file, lineno, 0 };
 	return n;
 }
