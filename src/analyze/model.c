@@ -423,6 +423,7 @@ static void finish(struct pass *ps)
 {
 	struct model *m = ps->m;
 	struct model_summary *s = &m->sum;
+	tl_advance(ps, ps->last_time); /* the timeline spans the whole run */
 	for (size_t i = 0; i < m->nstacks; i++) {
 		struct model_stack *st = &m->stacks[i];
 		const struct stack_snap *sn = &m->priv->snaps[i];
@@ -504,8 +505,6 @@ int model_load(struct model **out, const char *path, char *err, size_t errlen)
 		if ((ret = apply(&ps, &rec)) < 0)
 			goto fail;
 	}
-	if (!m->ntimeline)
-		tl_advance(&ps, 0);
 	finish(&ps);
 
 	m->sum.complete = 1;

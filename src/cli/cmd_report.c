@@ -109,11 +109,13 @@ int cmd_report(int argc, char **argv)
 			json = 1;
 		} else if (opt_value(argc, argv, &i, "--top", &val)) {
 			if (parse_count(val, &o.top) < 0)
-				return usage_error("--top needs a number of stacks, not '%s'", val ? val : "");
+				return val ? usage_error("--top needs a number of stacks, not '%s'", val)
+					   : usage_error("--top needs a number of stacks");
 			top_set = 1;
 		} else if (opt_value(argc, argv, &i, "--depth", &val)) {
 			if (parse_count(val, &o.depth) < 0)
-				return usage_error("--depth needs a number of frames, not '%s'", val ? val : "");
+				return val ? usage_error("--depth needs a number of frames, not '%s'", val)
+					   : usage_error("--depth needs a number of frames");
 			depth_set = 1;
 		} else {
 			return usage_error("unknown option '%s'", a);

@@ -88,10 +88,11 @@ static int section(FILE *out, const struct model *m, const struct report_opts *o
 		}
 		fprintf(out, "%s\n    {\"bytes\": %" PRIu64 ", \"count\": %" PRIu64 ", \"stack_id\": %" PRIu64
 			     ", \"allocations\": %" PRIu64 ", \"allocated_bytes\": %" PRIu64
-			     ", \"temporary\": %" PRIu64 ", \"peak_bytes\": %" PRIu64
+			     ", \"temporary\": %" PRIu64 ", \"temporary_bytes\": %" PRIu64
+			     ", \"peak_bytes\": %" PRIu64 ", \"peak_blocks\": %" PRIu64
 			     ", \"leaked_bytes\": %" PRIu64 ", \"leaked_blocks\": %" PRIu64 ",\n      ",
 			i ? "," : "", bytes, count, s->id, s->allocations, s->allocated_bytes, s->temporary,
-			s->peak_bytes, s->leaked_bytes, s->leaked_blocks);
+			s->temporary_bytes, s->peak_bytes, s->peak_blocks, s->leaked_bytes, s->leaked_blocks);
 		stack(out, m, idx[i], o->depth, frames, cap);
 		fputs("}", out);
 	}

@@ -83,6 +83,15 @@ static void put_stack(FILE *out, const struct model *m, size_t idx, size_t depth
 	size_t total = model_stack_frames(m, idx, frames, max);
 	size_t n = total < max ? total : max;
 	size_t width = 0;
+	/* What runs main (__libc_start_main, _start) is the same in every
+	 * stack: the text stops at main; JSON keeps every frame. */
+	for (size_t i = 0; i < n; i++) {
+		if (frames[i].function && !strcmp(frames[i].function, "main") &&
+		    !(frames[i].flags & MODEL_FRAME_INLINED)) {
+			total = n = i + 1;
+			break;
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		size_t w = report_put_text(NULL, model_frame_label(&frames[i], label, sizeof(label)));
 		if (frames[i].flags & MODEL_FRAME_INLINED)
@@ -206,6 +215,8 @@ static void row(FILE *out, const char *label, const char *value, const char *fmt
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	for (size_t n = strlen(detail); n && detail[n - 1] == ' ';)
+		detail[--n] = 0;
 	fprintf(out, "  %-22s %12s%s%s\n", label, value, detail[0] ? "   " : "", detail);
 }
 
@@ -230,7 +241,7 @@ static void header(FILE *out, const struct model *m, const struct report_opts *o
 		put_safe(out, s->program ? s->program : "(unknown: the trace has no process record)");
 	}
 	putc('\n', out);
-	if (s->program && s->argc) {
+	if (s->program && s->argc && strcmp(s->program, s->argv[0])) {
 		fputs("  binary     ", out);
 		put_safe(out, s->program);
 		putc('\n', out);

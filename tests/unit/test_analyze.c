@@ -51,8 +51,20 @@ static void check_s(const char *what, const char *got, const char *want)
 
 static void check_contains(const char *what, const char *hay, const char *needle)
 {
+	char shown[256];
+	size_t k = 0;
+	/* one line per check: show a newline in the needle as \n */
+	for (const char *c = needle; *c && k + 3 < sizeof(shown); c++) {
+		if (*c == '\n') {
+			shown[k++] = '\\';
+			shown[k++] = 'n';
+		} else {
+			shown[k++] = *c;
+		}
+	}
+	shown[k] = 0;
 	int ok = hay && strstr(hay, needle);
-	check(ok, "%s contains \"%s\"", what, needle);
+	check(ok, "%s contains \"%s\"", what, shown);
 	if (!ok && hay)
 		printf("     in: %.400s\n", hay);
 }
