@@ -121,7 +121,7 @@ static int same_file(const char *a, const char *b)
 }
 
 struct run {
-	uint64_t ra, f, bias, start, end;
+	uint64_t ra, f, part, bias, start, end;
 };
 
 static int run_program(const char *exe, struct run *r)
@@ -141,6 +141,8 @@ static int run_program(const char *exe, struct run *r)
 		} else if (sscanf(line, "f %llx", &a) == 1) {
 			r->f = a;
 			got |= 2;
+		} else if (sscanf(line, "part %llx", &a) == 1) {
+			r->part = a; /* optional: only the C program has it */
 		} else if (sscanf(line, "bias %llx start %llx end %llx", &a, &b, &c) == 3) {
 			r->bias = a;
 			r->start = b;
@@ -243,6 +245,10 @@ static void test_inline_chain(const char *srcdir, const char *tmpdir)
 	      "f's entry (not a return address) resolves to f (got %s)", n >= 1 ? show(again[n - 1].function) : "-");
 	if (n >= 1 && fr[1].function)
 		check(again[n - 1].function == fr[1].function, "f is one interned pointer across addresses");
+
+	n = sym_resolve(c, r.part, 0, again, 8, NULL, NULL);
+	check(n >= 1 && streq(again[n - 1].function, "split"), "symbol split.part.0 reports as split (got %s)",
+	      n >= 1 ? show(again[n - 1].function) : "-");
 
 	/* An address below every module. */
 	n = sym_resolve(c, 0x1000, 1, again, 8, &mod, &off);

@@ -34,6 +34,15 @@ __attribute__((noinline)) void *f(size_t n)
 	return p;
 }
 
+/* A symbol named like the pieces GCC splits off a function (f.part.0,
+ * f.cold): it must be reported as "split". */
+void *split_part(size_t n) __asm__("split.part.0");
+
+__attribute__((noinline)) void *split_part(size_t n)
+{
+	return malloc(n + 1);
+}
+
 /* The first object dl_iterate_phdr reports is the main program. */
 static int main_image(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -63,6 +72,7 @@ int main(void)
 
 	printf("ra %#llx\n", (unsigned long long)(uintptr_t)seen_ra);
 	printf("f %#llx\n", (unsigned long long)(uintptr_t)f);
+	printf("part %#llx\n", (unsigned long long)(uintptr_t)split_part);
 	dl_iterate_phdr(main_image, &done);
 	free(p);
 	return done > 0 ? 0 : 1;
