@@ -536,6 +536,136 @@ static void test_edges(void)
 	model_free(m);
 }
 
+/* ---- random events against a naive reference ------------------------------- */
+
+#define R_EVENTS 20000
+#define R_SLOTS 300
+#define R_STACKS 40
+#define R_THREADS 3
+
+/* The reference keeps every block in a slot array and, at each new peak,
+ * copies every stack's live bytes: slow, obviously right. */
+struct ref {
+	uint64_t addr[R_SLOTS], size[R_SLOTS];
+	int stack[R_SLOTS], thread[R_SLOTS];
+	uint64_t live[R_STACKS + 1], at_peak[R_STACKS + 1], leaked[R_STACKS + 1], temp[R_STACKS + 1];
+	uint64_t last[R_THREADS];
+	int has_last[R_THREADS];
+	uint64_t total, peak, allocs, frees, temporary, leaked_total;
+};
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+static void ref_free(struct ref *r, int slot, int thread)
+{
+	int st = r->stack[slot];
+	if (r->thread[slot] == thread && r->has_last[thread] && r->last[thread] == r->addr[slot]) {
+		r->temporary++;
+		r->temp[st]++;
+		r->has_last[thread] = 0;
+	}
+	r->live[st] -= r->size[slot];
+	r->total -= r->size[slot];
+	r->addr[slot] = 0;
+	r->frees++;
+}
+
+static void ref_alloc(struct ref *r, int slot, int thread, int stack, uint64_t size, uint64_t addr)
+{
+	r->addr[slot] = addr;
+	r->size[slot] = size;
+	r->stack[slot] = stack;
+	r->thread[slot] = thread;
+	r->live[stack] += size;
+	r->total += size;
+	r->last[thread] = addr;
+	r->has_last[thread] = 1;
+	r->allocs++;
+	if (r->total > r->peak) {
+		r->peak = r->total;
+		memcpy(r->at_peak, r->live, sizeof(r->live));
+	}
+}
+
+static void test_random(void)
+{
+	static struct ref r;
+	uint64_t next_addr = 0x100000, t = 0;
+	char err[512] = "";
+	struct model *m = NULL;
+	struct trace_writer *w;
+	const char *path = tpath("random.hst");
+	check(trace_writer_open(&w, path, 1) == 0, "write a random trace");
+	for (int i = 1; i <= R_STACKS; i++)
+		st_stack(w, (uint64_t)i, (uint64_t)(i > 4 ? i % 4 + 1 : 0), 0x400000 + (uint64_t)i);
+	for (int i = 0; i < R_EVENTS; i++) {
+		int slot = (int)(rnd() % R_SLOTS), thread = (int)(rnd() % R_THREADS);
+		int stack = (int)(rnd() % R_STACKS) + 1;
+		uint64_t size = rnd() % 5000;
+		t += rnd() % 100;
+		if (i == R_EVENTS * 3 / 4) {
+			st_exit_mark(w, t);
+			memcpy(r.leaked, r.live, sizeof(r.live));
+			r.leaked_total = r.total;
+		}
+		if (!r.addr[slot]) {
+			st_alloc(w, t, (uint64_t)thread, HS_EV_MALLOC, (uint64_t)stack, size, next_addr);
+			ref_alloc(&r, slot, thread, stack, size, next_addr);
+			next_addr += 16;
+		} else if (rnd() % 4 == 0) {
+			/* realloc by this thread: a free then an allocation */
+			st_free(w, t, (uint64_t)thread, HS_EV_REALLOC_FREE, r.addr[slot]);
+			ref_free(&r, slot, thread);
+			st_alloc(w, t, (uint64_t)thread, HS_EV_REALLOC, (uint64_t)stack, size, next_addr);
+			ref_alloc(&r, slot, thread, stack, size, next_addr);
+			next_addr += 16;
+		} else {
+			st_free(w, t, (uint64_t)thread, HS_EV_FREE, r.addr[slot]);
+			ref_free(&r, slot, thread);
+		}
+	}
+	st_end(w, t, TRACE_EXITED, 0, 0, 0, 0, 0);
+	trace_writer_close(w);
+
+	int ret = model_load(&m, path, err, sizeof(err));
+	check(ret == 0 && m->sum.complete, "random trace loads complete");
+	if (ret)
+		return;
+	check_u("random: allocations", m->sum.allocations, r.allocs);
+	check_u("random: frees", m->sum.frees, r.frees);
+	check_u("random: temporary", m->sum.temporary, r.temporary);
+	check_u("random: peak", m->sum.peak_heap, r.peak);
+	check_u("random: leaked", m->sum.leaked_bytes, r.leaked_total);
+	int bad_peak = 0, bad_leak = 0, bad_temp = 0, bad_live = 0;
+	uint64_t sum_peak = 0, sum_peak_blocks = 0, sum_leak = 0;
+	for (size_t i = 0; i < m->nstacks; i++) {
+		const struct model_stack *st = &m->stacks[i];
+		bad_peak += st->peak_bytes != r.at_peak[st->id];
+		bad_leak += st->leaked_bytes != r.leaked[st->id];
+		bad_temp += st->temporary != r.temp[st->id];
+		bad_live += st->live_bytes != r.live[st->id];
+		sum_peak += st->peak_bytes;
+		sum_peak_blocks += st->peak_blocks;
+		sum_leak += st->leaked_bytes;
+	}
+	check(bad_peak == 0, "random: every stack's peak contribution matches (%d differ)", bad_peak);
+	check(bad_leak == 0, "random: every stack's leaked bytes match (%d differ)", bad_leak);
+	check(bad_temp == 0, "random: every stack's temporary count matches (%d differ)", bad_temp);
+	check(bad_live == 0, "random: every stack's live bytes at the end match (%d differ)", bad_live);
+	check_u("random: peak contributions add up to the peak", sum_peak, m->sum.peak_heap);
+	check_u("random: peak blocks add up", sum_peak_blocks, m->sum.peak_blocks);
+	check_u("random: leaks add up", sum_leak, m->sum.leaked_bytes);
+	model_free(m);
+}
+
 /* ---- truncated and corrupt files ------------------------------------------- */
 
 #define PER_BLOCK 1000
@@ -726,12 +856,13 @@ int main(void)
 	}
 	test_main_trace();
 	test_edges();
+	test_random();
 	test_truncated();
 	test_not_a_trace();
 	test_format();
 
 	const char *names[] = { "main.hst", "edges.hst", "blocks.hst", "cut.hst", "corrupt.hst",
-				"text.hst", "version.hst", "empty.hst" };
+				"text.hst", "version.hst", "empty.hst", "random.hst" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!getenv("HS_KEEP")) unlink(tpath(names[i]));
 	if (!getenv("HS_KEEP")) rmdir(dir); else fprintf(stderr, "kept %s\n", dir);
