@@ -2,16 +2,18 @@
  * symbols.c: instruction address -> function, file:line and inline chain.
  *
  * One offline Dwfl holds every module; our own table of address ranges picks
- * the module (so ranges reused after dlclose never confuse libdwfl), then
- * libdwfl gives the ELF symbol and libdw the DWARF scopes around the address.
- * Each compile unit gets an index of its functions on first use, so the DIEs
- * of a function body are read only when an address falls in it.
+ * the module (so ranges reused after dlclose never confuse libdwfl). libdwfl
+ * opens the files and finds their separate debug info; lookups go through
+ * indexes built on first use: the module's code symbols sorted by address,
+ * its compile units by range, and each unit's functions by range, so the
+ * DIEs of a function body are read only when an address falls in it.
  * Every returned string is interned in the context, so equal names are one
  * pointer and callers may compare or hash them by address.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -216,15 +218,60 @@ static const char *intern(struct sym_ctx *c, const char *s)
 	return s ? intern_n(c, s, strlen(s)) : NULL;
 }
 
+/* Whether s[0..len) is one of the words GCC and LLVM append to the names of
+ * the pieces and copies they make of a function. */
+static int is_clone_word(const char *s, size_t len)
+{
+	static const char *const words[] = { "cold", "part", "constprop", "isra", "lto_priv", "llvm",
+					     "localalias", "clone", "specialized" };
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strlen(words[i]) == len && !memcmp(words[i], s, len))
+			return 1;
+	return 0;
+}
+
+/* The length of name without its clone suffixes (".cold", ".part.0",
+ * ".constprop.0.isra.0", ".llvm.123"), keeping dots that belong to the name
+ * (Go and Zig symbols are dotted paths). */
+static size_t strip_clone_suffix(const char *name, size_t len)
+{
+	for (;;) {
+		size_t end = len, dot;
+		int digits = 1;
+
+		while (end && name[end - 1] != '.')
+			end--;
+		if (end < 2)
+			return len;
+		dot = end - 1; /* the last component is name[end..len) */
+		for (size_t i = end; i < len; i++)
+			digits &= name[i] >= '0' && name[i] <= '9';
+		if (digits && end < len) {
+			size_t word = dot;
+
+			while (word && name[word - 1] != '.')
+				word--;
+			if (word < 2 || !is_clone_word(name + word, dot - word))
+				return len;
+			len = word - 1;
+		} else if (is_clone_word(name + end, len - end)) {
+			len = dot;
+		} else {
+			return len;
+		}
+	}
+}
+
 /*
  * The function name for an ELF symbol: demangled, without the suffixes the
  * compiler gives the pieces and copies it makes of one source function
- * (f.cold, f.part.0, f.constprop.0, f.isra.0, f.llvm.123; demangled C++
- * shows them as " [clone .cold]"), so that all of them report as f.
+ * (f.cold, f.part.0, f.constprop.0; demangled C++ shows them as
+ * " [clone .cold]"), so that all of them report as f.
  */
 static const char *intern_function(struct sym_ctx *c, const char *name)
 {
-	const char *dot, *r;
+	const char *r;
 	size_t len;
 	char *d;
 
@@ -246,9 +293,7 @@ static const char *intern_function(struct sym_ctx *c, const char *name)
 		free(d);
 		return r;
 	}
-	/* C names hold no dot: one means a suffix (a leading dot is a name). */
-	dot = name[0] ? strchr(name + 1, '.') : NULL;
-	return dot ? intern_n(c, name, dot - name) : intern(c, name);
+	return intern_n(c, name, strip_clone_suffix(name, strlen(name)));
 }
 
 /*
@@ -337,6 +382,7 @@ void sym_close(struct sym_ctx *c)
 static int find_object(struct sym_ctx *c, const char *path, uint64_t bias)
 {
 	struct object *o;
+	struct stat st;
 
 	for (int i = 0; i < c->nmods; i++)
 		if (c->mods[i].path == path && c->mods[i].bias == bias)
@@ -352,9 +398,13 @@ static int find_object(struct sym_ctx *c, const char *path, uint64_t bias)
 	}
 	o = &c->objs[c->nobjs];
 	memset(o, 0, sizeof(*o));
-	dwfl_report_begin_add(c->dwfl);
-	o->dm = dwfl_report_elf(c->dwfl, path, path, -1, bias, false);
-	dwfl_report_end(c->dwfl, NULL, NULL);
+	/* Only regular files: opening a FIFO or device named in a module
+	 * map could block or read forever. */
+	if (!stat(path, &st) && S_ISREG(st.st_mode)) {
+		dwfl_report_begin_add(c->dwfl);
+		o->dm = dwfl_report_elf(c->dwfl, path, path, -1, bias, false);
+		dwfl_report_end(c->dwfl, NULL, NULL);
+	}
 	return c->nobjs++;
 }
 

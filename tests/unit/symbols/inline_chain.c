@@ -34,14 +34,22 @@ __attribute__((noinline)) void *f(size_t n)
 	return p;
 }
 
-/* A symbol named like the pieces GCC splits off a function (f.part.0,
- * f.cold): it must be reported as "split". */
-void *split_part(size_t n) __asm__("split.part.0");
-
-__attribute__((noinline)) void *split_part(size_t n)
-{
-	return malloc(n + 1);
-}
+/*
+ * Symbols named like the pieces and copies compilers make of a function
+ * (f.part.0, f.cold, f.constprop.0.isra.0), which must be reported under the
+ * source name, and a dotted name (as Go and Zig write them) kept whole.
+ * main prints "sym <expected name> <address>" for each.
+ */
+#define NAMED(fn, label)                                    \
+	void *fn(size_t n) __asm__(label);                  \
+	__attribute__((noinline)) void *fn(size_t n)        \
+	{                                                   \
+		return malloc(n + __LINE__);                \
+	}
+NAMED(split_part, "split.part.0")
+NAMED(split_cold, "split_cold.cold")
+NAMED(split_multi, "split_multi.constprop.0.isra.0")
+NAMED(dotted, "std.heap.c_allocator.alloc")
 
 /* The first object dl_iterate_phdr reports is the main program. */
 static int main_image(struct dl_phdr_info *info, size_t size, void *arg)
@@ -72,7 +80,10 @@ int main(void)
 
 	printf("ra %#llx\n", (unsigned long long)(uintptr_t)seen_ra);
 	printf("f %#llx\n", (unsigned long long)(uintptr_t)f);
-	printf("part %#llx\n", (unsigned long long)(uintptr_t)split_part);
+	printf("sym split %#llx\n", (unsigned long long)(uintptr_t)split_part);
+	printf("sym split_cold %#llx\n", (unsigned long long)(uintptr_t)split_cold);
+	printf("sym split_multi %#llx\n", (unsigned long long)(uintptr_t)split_multi);
+	printf("sym std.heap.c_allocator.alloc %#llx\n", (unsigned long long)(uintptr_t)dotted);
 	dl_iterate_phdr(main_image, &done);
 	free(p);
 	return done > 0 ? 0 : 1;
