@@ -271,12 +271,24 @@ static size_t strip_clone_suffix(const char *name, size_t len)
  */
 static const char *intern_function(struct sym_ctx *c, const char *name)
 {
-	const char *r;
+	char buf[256], *d, *copy = NULL;
+	const char *at, *r;
 	size_t len;
-	char *d;
 
 	if (!name)
 		return NULL;
+	/* Versioned definitions in .symtab ("glob64@@GLIBC_2.27"): the
+	 * version is not part of the name, and stops the demangler. */
+	at = name[0] ? strchr(name + 1, '@') : NULL;
+	if (at) {
+		len = at - name;
+		copy = len < sizeof(buf) ? buf : malloc(len + 1);
+		if (!copy)
+			return NULL;
+		memcpy(copy, name, len);
+		copy[len] = '\0';
+		name = copy;
+	}
 	d = sym_demangle(name);
 	if (d) {
 		len = strlen(d);
@@ -291,9 +303,12 @@ static const char *intern_function(struct sym_ctx *c, const char *name)
 		}
 		r = intern_n(c, d, len);
 		free(d);
-		return r;
+	} else {
+		r = intern_n(c, name, strip_clone_suffix(name, strlen(name)));
 	}
-	return intern_n(c, name, strip_clone_suffix(name, strlen(name)));
+	if (copy != buf)
+		free(copy);
+	return r;
 }
 
 /*
