@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ---- live blocks: addr -> (stack, size, thread); addr 0 marks an empty slot */
 
@@ -46,10 +47,25 @@ static struct live_ent *live_find(struct live_tab *t, uint64_t addr)
 	}
 }
 
+/* Zeroed table memory. A big table is probed at random addresses on every
+ * event: on huge pages those probes stop missing the TLB as well. */
+static void *table_alloc(size_t bytes)
+{
+	const size_t huge = 2u << 20;
+	if (bytes < huge)
+		return calloc(1, bytes);
+	void *p = NULL;
+	if (posix_memalign(&p, huge, bytes))
+		return NULL;
+	madvise(p, bytes, MADV_HUGEPAGE);
+	memset(p, 0, bytes);
+	return p;
+}
+
 static int live_grow(struct live_tab *t)
 {
 	size_t cap = t->cap ? t->cap * 2 : 4096;
-	struct live_ent *e = calloc(cap, sizeof(*e));
+	struct live_ent *e = table_alloc(cap * sizeof(*e));
 	if (!e)
 		return -ENOMEM;
 	for (size_t j = 0; j < t->cap; j++) {

@@ -21,12 +21,25 @@ struct idmap_ent {
 	uint32_t val; /* IDMAP_NONE: empty slot */
 };
 
+/* Keys below this live in a direct array: stack and thread ids are small
+ * and dense, and an index beats a hash on every event. */
+#define IDMAP_DENSE_MAX (1u << 22)
+
 struct idmap {
+	uint32_t *dense;  /* dense[key] for key < dense_cap */
+	size_t dense_cap;
 	struct idmap_ent *e;
 	size_t cap, used; /* cap is a power of two */
 };
 
-uint32_t idmap_get(const struct idmap *m, uint64_t key);
+uint32_t idmap_get_hashed(const struct idmap *m, uint64_t key);
+
+static inline uint32_t idmap_get(const struct idmap *m, uint64_t key)
+{
+	if (key < m->dense_cap)
+		return m->dense[key];
+	return key < IDMAP_DENSE_MAX ? IDMAP_NONE : idmap_get_hashed(m, key);
+}
 /* Sets key -> val, replacing an old value. 0 or -ENOMEM. */
 int idmap_put(struct idmap *m, uint64_t key, uint32_t val);
 void idmap_free(struct idmap *m);

@@ -13,7 +13,7 @@
 
 /* ---- idmap ---------------------------------------------------------------- */
 
-uint32_t idmap_get(const struct idmap *m, uint64_t key)
+uint32_t idmap_get_hashed(const struct idmap *m, uint64_t key)
 {
 	if (!m->cap)
 		return IDMAP_NONE;
@@ -48,8 +48,28 @@ static int idmap_grow(struct idmap *m)
 	return 0;
 }
 
+static int idmap_put_dense(struct idmap *m, uint64_t key, uint32_t val)
+{
+	if (key >= m->dense_cap) {
+		size_t cap = m->dense_cap ? m->dense_cap : 1024;
+		while (cap <= key)
+			cap *= 2;
+		uint32_t *d = realloc(m->dense, cap * sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		for (size_t i = m->dense_cap; i < cap; i++)
+			d[i] = IDMAP_NONE;
+		m->dense = d;
+		m->dense_cap = cap;
+	}
+	m->dense[key] = val;
+	return 0;
+}
+
 int idmap_put(struct idmap *m, uint64_t key, uint32_t val)
 {
+	if (key < IDMAP_DENSE_MAX)
+		return idmap_put_dense(m, key, val);
 	/* load factor <= 1/2 keeps linear probing short */
 	if ((m->used + 1) * 2 > m->cap && idmap_grow(m) < 0)
 		return -ENOMEM;
@@ -66,6 +86,7 @@ int idmap_put(struct idmap *m, uint64_t key, uint32_t val)
 
 void idmap_free(struct idmap *m)
 {
+	free(m->dense);
 	free(m->e);
 	memset(m, 0, sizeof(*m));
 }

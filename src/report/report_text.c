@@ -199,8 +199,11 @@ static int section(FILE *out, const struct model *m, const struct report_opts *o
 		put_entry(out, m, key, i + 1, idx[i]);
 		put_stack(out, m, idx[i], o->depth, frames);
 	}
-	if (ranked > n)
-		fprintf(out, "  ... %zu more %s (--top N shows more)\n", ranked - n, plural(ranked - n, "stack", "stacks"));
+	if (ranked > n) {
+		char more[32];
+		fprintf(out, "  ... %s more %s (--top N shows more)\n", report_count(more, sizeof(more), ranked - n),
+			plural(ranked - n, "stack", "stacks"));
+	}
 	free(idx);
 	return 0;
 }
@@ -310,8 +313,6 @@ static void summary(FILE *out, const struct model *m)
 	if (s->truncated_stacks)
 		row(out, "truncated stacks", report_count(a, sizeof(a), s->truncated_stacks),
 		    "captured stacks cut short (too deep)");
-	if (!s->complete)
-		row(out, "INCOMPLETE", "!", "see above");
 }
 
 /* A power of two in the largest unit that keeps it whole: "512 B", "4 KiB". */
