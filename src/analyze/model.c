@@ -135,21 +135,6 @@ struct pass {
 	uint64_t last_time;
 };
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 256;
-	while (n < need)
-		n *= 2;
-	void *p = realloc(*arr, n * elem);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = n;
-	return 0;
-}
-
 /* Index of the per-stack totals for leaf id, created on first use. */
 static int stack_for(struct pass *ps, uint64_t id, uint32_t *out)
 {
@@ -163,13 +148,19 @@ static int stack_for(struct pass *ps, uint64_t id, uint32_t *out)
 	if (i == IDMAP_NONE) {
 		if (m->nstacks >= IDMAP_NONE - 1)
 			return -ENOMEM;
-		size_t cap = p->stacks_cap;
-		if (grow((void **)&m->stacks, &cap, m->nstacks + 1, sizeof(*m->stacks)) < 0)
-			return -ENOMEM;
-		cap = p->stacks_cap;
-		if (grow((void **)&p->snaps, &cap, m->nstacks + 1, sizeof(*p->snaps)) < 0)
-			return -ENOMEM;
-		p->stacks_cap = cap;
+		if (m->nstacks == p->stacks_cap) {
+			/* stacks[] and snaps[] are parallel: grow both to one capacity */
+			size_t cap = p->stacks_cap ? p->stacks_cap * 2 : 256;
+			struct model_stack *st = realloc(m->stacks, cap * sizeof(*st));
+			if (!st)
+				return -ENOMEM;
+			m->stacks = st;
+			struct stack_snap *sn = realloc(p->snaps, cap * sizeof(*sn));
+			if (!sn)
+				return -ENOMEM;
+			p->snaps = sn;
+			p->stacks_cap = cap;
+		}
 		i = (uint32_t)m->nstacks;
 		memset(&m->stacks[i], 0, sizeof(m->stacks[i]));
 		m->stacks[i].id = id;
@@ -188,7 +179,7 @@ static int thread_for(struct pass *ps, uint64_t thread, uint32_t *out)
 {
 	uint32_t i = idmap_get(&ps->thread_ids, thread);
 	if (i == IDMAP_NONE) {
-		if (grow((void **)&ps->threads, &ps->threads_cap, ps->nthreads + 1, sizeof(*ps->threads)) < 0)
+		if (model_grow((void **)&ps->threads, &ps->threads_cap, ps->nthreads + 1, sizeof(*ps->threads)) < 0)
 			return -ENOMEM;
 		i = (uint32_t)ps->nthreads++;
 		ps->threads[i] = (struct thread_state){ 0, 0 };

@@ -123,6 +123,10 @@ struct model_priv {
 	const char **argv_store; /* sum.argv: pointers into strings */
 };
 
+/* Grows *arr (of elem-sized items, capacity *cap) to hold need items,
+ * doubling. 0 or -ENOMEM (then *arr is unchanged). */
+int model_grow(void **arr, size_t *cap, size_t need, size_t elem);
+
 /* model_stacks.c: the parts of the pass that build the symbol side. */
 int model_add_node(struct model *m, uint64_t id, uint64_t parent, uint64_t ip);
 int model_add_module(struct model *m, uint64_t id, uint64_t bias, uint64_t start, uint64_t end,

@@ -187,8 +187,7 @@ void pool_free(struct pool *p)
 
 /* ---- building the symbol side during the pass ------------------------------ */
 
-/* Grows *arr (of elem-sized items) so that it holds need items. */
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+int model_grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
 	if (need <= *cap)
 		return 0;
@@ -210,7 +209,7 @@ int model_add_node(struct model *m, uint64_t id, uint64_t parent, uint64_t ip)
 	if (i == IDMAP_NONE) {
 		if (p->nnodes >= IDMAP_NONE - 1)
 			return -ENOMEM;
-		if (grow((void **)&p->nodes, &p->nodes_cap, p->nnodes + 1, sizeof(*p->nodes)) < 0)
+		if (model_grow((void **)&p->nodes, &p->nodes_cap, p->nnodes + 1, sizeof(*p->nodes)) < 0)
 			return -ENOMEM;
 		i = (uint32_t)p->nnodes++;
 		if (idmap_put(&p->node_ids, id, i) < 0)
@@ -234,7 +233,7 @@ int model_add_module(struct model *m, uint64_t id, uint64_t bias, uint64_t start
 		if (p->modules[i].id == id)
 			break;
 	if (i == p->nmodules) {
-		if (grow((void **)&p->modules, &p->modules_cap, p->nmodules + 1, sizeof(*p->modules)) < 0)
+		if (model_grow((void **)&p->modules, &p->modules_cap, p->nmodules + 1, sizeof(*p->modules)) < 0)
 			return -ENOMEM;
 		p->nmodules++;
 	}
@@ -249,7 +248,7 @@ int model_add_symbol(struct model *m, uint64_t ip, uint64_t module, uint64_t off
 	int oom = 0;
 	if (p->nsyms >= IDMAP_NONE - 1 || p->nframes + nframes >= UINT32_MAX)
 		return -ENOMEM;
-	if (grow((void **)&p->frames, &p->frames_cap, p->nframes + nframes, sizeof(*p->frames)) < 0)
+	if (model_grow((void **)&p->frames, &p->frames_cap, p->nframes + nframes, sizeof(*p->frames)) < 0)
 		return -ENOMEM;
 	uint32_t first = (uint32_t)p->nframes;
 	for (uint32_t k = 0; k < nframes; k++) {
@@ -264,7 +263,7 @@ int model_add_symbol(struct model *m, uint64_t ip, uint64_t module, uint64_t off
 	p->nframes += nframes;
 	uint32_t i = idmap_get(&p->sym_ips, ip);
 	if (i == IDMAP_NONE) {
-		if (grow((void **)&p->syms, &p->syms_cap, p->nsyms + 1, sizeof(*p->syms)) < 0)
+		if (model_grow((void **)&p->syms, &p->syms_cap, p->nsyms + 1, sizeof(*p->syms)) < 0)
 			return -ENOMEM;
 		i = (uint32_t)p->nsyms++;
 		if (idmap_put(&p->sym_ips, ip, i) < 0)

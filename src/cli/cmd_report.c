@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define USAGE "usage: heapscope report FILE [--json] [--top N] [--depth N]"
 

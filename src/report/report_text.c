@@ -249,8 +249,12 @@ static void header(FILE *out, const struct model *m, const struct report_opts *o
 		put_safe(out, s->program);
 		putc('\n', out);
 	}
-	fprintf(out, "  process    pid %" PRIu64 ", %" PRIu64 " %s, %zu %s\n", s->pid, s->threads,
-		plural(s->threads, "thread", "threads"), m->nstacks, plural(m->nstacks, "stack", "stacks"));
+	if (s->pid)
+		fprintf(out, "  process    pid %" PRIu64 ", ", s->pid);
+	else
+		fputs("  process    pid unknown, ", out);
+	fprintf(out, "%" PRIu64 " %s, %zu %s\n", s->threads, plural(s->threads, "thread", "threads"), m->nstacks,
+		plural(m->nstacks, "stack", "stacks"));
 	fprintf(out, "  run time   %s, ", report_duration(a, sizeof(a), s->run_time_ns));
 	if (!s->has_end || s->exit_kind == MODEL_EXIT_UNKNOWN)
 		fputs("exit status unknown\n", out);
