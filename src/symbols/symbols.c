@@ -586,11 +586,13 @@ static void build_syms(struct object *o)
 		GElf_Word shndx;
 		Elf *elf = NULL;
 		const char *name = dwfl_module_getsym_info(o->dm, i, &sym, &addr, &shndx, &elf, NULL);
-		int type = GELF_ST_TYPE(sym.st_info), bind = GELF_ST_BIND(sym.st_info);
+		int type, bind;
 		uint64_t end;
 
 		if (!name || !name[0] || name[0] == '$' || shndx == SHN_UNDEF || shndx == SHN_ABS)
 			continue;
+		type = GELF_ST_TYPE(sym.st_info);
+		bind = GELF_ST_BIND(sym.st_info);
 		/* Untyped symbols are assembler labels when they sit in code;
 		 * elsewhere they mark data or section ends. */
 		if (type != STT_FUNC && type != STT_GNU_IFUNC && type != STT_NOTYPE)
