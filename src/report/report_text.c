@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define FRAMES_CAP 4096   /* deeper stacks are cut and say so */
-#define FUNC_COL_MAX 48   /* function column width cap; longer names push the location right */
+#define FUNC_COL_MAX 48   /* function column width; a longer name puts its location below */
 #define BAR_WIDTH 32
 
 static void put_safe(FILE *out, const char *s)
@@ -76,13 +76,64 @@ static void location(char *buf, size_t len, const struct model_frame *f)
 	}
 }
 
+/* C++ names spell std::string out in full; the text shows the short form
+ * (JSON keeps the names as the trace has them). */
+static const struct {
+	const char *from, *to;
+} cxx_short[] = {
+	{ "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >", "std::string" },
+	{ "std::basic_string<char, std::char_traits<char>, std::allocator<char> >", "std::string" },
+	{ "std::__cxx11::", "std::" },
+};
+
+static const char *display_name(const char *name, char *buf, size_t len)
+{
+	size_t o = 0;
+	if (!strchr(name, ':'))
+		return name;
+	while (*name && o + 1 < len) {
+		size_t k;
+		for (k = 0; k < sizeof(cxx_short) / sizeof(cxx_short[0]); k++) {
+			size_t n = strlen(cxx_short[k].from);
+			if (!strncmp(name, cxx_short[k].from, n)) {
+				size_t t = strlen(cxx_short[k].to);
+				if (o + t + 1 > len)
+					t = len - o - 1;
+				memcpy(buf + o, cxx_short[k].to, t);
+				o += t;
+				name += n;
+				break;
+			}
+		}
+		if (k < sizeof(cxx_short) / sizeof(cxx_short[0]))
+			continue;
+		/* "vector<string> >" -> "vector<string>>": the space is C++98 spelling */
+		if (!(*name == ' ' && name[1] == '>'))
+			buf[o++] = *name;
+		name++;
+	}
+	buf[o] = 0;
+	return buf;
+}
+
+/* The frame's name as the text shows it, and its width in characters. */
+static const char *frame_name(const struct model_frame *f, char *label, size_t llen, char *name, size_t nlen,
+			      size_t *width)
+{
+	const char *l = model_frame_label(f, label, llen);
+	if (f->function)
+		l = display_name(l, name, nlen);
+	*width = report_put_text(NULL, l) + ((f->flags & MODEL_FRAME_INLINED) ? strlen(" [inlined]") : 0);
+	return l;
+}
+
 static void put_stack(FILE *out, const struct model *m, size_t idx, size_t depth, struct model_frame *frames)
 {
-	char label[256], loc[512];
+	char label[256], name[4096], loc[512];
 	size_t max = depth && depth < FRAMES_CAP ? depth : FRAMES_CAP;
 	size_t total = model_stack_frames(m, idx, frames, max);
 	size_t n = total < max ? total : max;
-	size_t width = 0;
+	size_t width = 0, w;
 	/* What runs main (__libc_start_main, _start) is the same in every
 	 * stack: the text stops at main; JSON keeps every frame. */
 	for (size_t i = 0; i < n; i++) {
@@ -92,29 +143,26 @@ static void put_stack(FILE *out, const struct model *m, size_t idx, size_t depth
 			break;
 		}
 	}
+	/* names up to FUNC_COL_MAX set the column; longer ones put their
+	 * location on the next line */
 	for (size_t i = 0; i < n; i++) {
-		size_t w = report_put_text(NULL, model_frame_label(&frames[i], label, sizeof(label)));
-		if (frames[i].flags & MODEL_FRAME_INLINED)
-			w += strlen(" [inlined]");
-		if (w > width)
+		frame_name(&frames[i], label, sizeof(label), name, sizeof(name), &w);
+		if (w <= FUNC_COL_MAX && w > width)
 			width = w;
 	}
-	if (width > FUNC_COL_MAX)
-		width = FUNC_COL_MAX;
 	for (size_t i = 0; i < n; i++) {
 		const struct model_frame *f = &frames[i];
-		const char *l = model_frame_label(f, label, sizeof(label));
+		const char *l = frame_name(f, label, sizeof(label), name, sizeof(name), &w);
 		fputs("        ", out);
-		size_t w = report_put_text(out, l);
-		if (f->flags & MODEL_FRAME_INLINED) {
+		report_put_text(out, l);
+		if (f->flags & MODEL_FRAME_INLINED)
 			fputs(" [inlined]", out);
-			w += strlen(" [inlined]");
-		}
 		location(loc, sizeof(loc), f);
-		if (loc[0]) {
-			fprintf(out, "%*s  ", (int)(w < width ? width - w : 0), "");
-			put_safe(out, loc);
-		}
+		if (loc[0] && w > FUNC_COL_MAX)
+			fputs("\n            ", out);
+		else if (loc[0])
+			fprintf(out, "%*s  ", (int)(width - w), "");
+		put_safe(out, loc);
 		putc('\n', out);
 	}
 	if (total > n)
