@@ -1,8 +1,10 @@
 /*
- * test_symbols.c: the symbols module against a program compiled here with a
- * known inline chain (tests/unit/symbols/inline_chain.c), plus demangling
- * and the odd cases (no module, unreadable module). One line per check; the
- * last line is "N passed, M failed" and the exit status is 1 on any failure.
+ * test_symbols.c: the symbols module against programs compiled here with a
+ * known inline chain (tests/unit/symbols/inline_chain.c, and its C++ twin
+ * when a C++ compiler is there), plus demangling, clone-suffixed symbol
+ * names and the odd cases (no module, unreadable module, overlaps). One line
+ * per check; the last line is "N passed, M failed" and the exit status is 1
+ * on any failure.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -201,7 +203,7 @@ static void test_inline_chain(const char *srcdir, const char *tmpdir)
 	char src[PATH_MAX], exe[PATH_MAX];
 	struct sym_frame fr[8], again[8];
 	struct sym_ctx *c = NULL;
-	unsigned line_g, line_f;
+	unsigned line_h, line_g, line_f;
 	uint64_t off;
 	struct run r = { 0 };
 	int n, mod, idx, err;
@@ -210,9 +212,11 @@ static void test_inline_chain(const char *srcdir, const char *tmpdir)
 		check(0, "paths fit in PATH_MAX");
 		return;
 	}
+	line_h = marker_line(src, "MARK_H_CALL");
 	line_g = marker_line(src, "MARK_G_CALL");
 	line_f = marker_line(src, "MARK_F_CALL");
-	check(line_g && line_f, "markers found in %s (g at %u, f at %u)", src, line_g, line_f);
+	check(line_h && line_g && line_f, "markers found in %s (h at %u, g at %u, f at %u)", src, line_h, line_g,
+	      line_f);
 	if (build_and_run(srcdir, tmpdir, "inline_chain.c", env_or("CC", "cc"), exe, sizeof(exe), &r))
 		return;
 
@@ -224,26 +228,33 @@ static void test_inline_chain(const char *srcdir, const char *tmpdir)
 	check(idx == 0, "sym_add_module(program) -> 0 (got %d)", idx);
 
 	n = sym_resolve(c, r.ra, 1, fr, 8, &mod, &off);
-	check(n == 2, "return address in g inside f: 2 frames (got %d)", n);
+	check(n == 3, "return address in h in g in f: 3 frames (got %d)", n);
 	check(mod == 0 && off == r.ra - r.bias, "module 0, offset ra - bias (got %d, %#" PRIx64 ")", mod, off);
-	if (n == 2) {
-		check(streq(fr[0].function, "g") && fr[0].inlined == 1, "frame 0 is g, inlined (got %s, %d)",
+	if (n == 3) {
+		check(streq(fr[0].function, "h") && fr[0].inlined == 1, "frame 0 is h, inlined (got %s, %d)",
 		      show(fr[0].function), fr[0].inlined);
 		check(fr[0].file && fr[0].file[0] == '/' && same_file(fr[0].file, src),
 		      "frame 0 file is inline_chain.c, absolute (got %s)", show(fr[0].file));
-		check(fr[0].line == line_g, "frame 0 line %u (got %u)", line_g, fr[0].line);
-		check(streq(fr[1].function, "f") && fr[1].inlined == 0, "frame 1 is f, not inlined (got %s, %d)",
+		check(fr[0].line == line_h, "frame 0 line %u, from the line table (got %u)", line_h, fr[0].line);
+		check(streq(fr[1].function, "g") && fr[1].inlined == 1, "frame 1 is g, inlined (got %s, %d)",
 		      show(fr[1].function), fr[1].inlined);
-		check(same_file(fr[1].file, src), "frame 1 file is inline_chain.c (got %s)", show(fr[1].file));
-		check(fr[1].line == line_f, "frame 1 line %u, the call of g (got %u)", line_f, fr[1].line);
-		check(fr[0].file == fr[1].file, "same file name is one interned pointer");
+		check(fr[1].line == line_g, "frame 1 line %u, the call of h (got %u)", line_g, fr[1].line);
+		check(streq(fr[2].function, "f") && fr[2].inlined == 0, "frame 2 is f, not inlined (got %s, %d)",
+		      show(fr[2].function), fr[2].inlined);
+		check(same_file(fr[2].file, src), "frame 2 file is inline_chain.c (got %s)", show(fr[2].file));
+		check(fr[2].line == line_f, "frame 2 line %u, the call of g (got %u)", line_f, fr[2].line);
+		check(fr[0].file == fr[1].file && fr[1].file == fr[2].file, "same file name is one interned pointer");
 
 		n = sym_resolve(c, r.ra, 1, again, 8, NULL, NULL);
-		check(n == 2 && again[0].function == fr[0].function && again[1].function == fr[1].function &&
+		check(n == 3 && again[0].function == fr[0].function && again[2].function == fr[2].function &&
 			      again[0].file == fr[0].file,
 		      "second lookup returns the same interned strings");
+		n = sym_resolve(c, r.ra, 1, again, 2, NULL, NULL);
+		check(n == 2 && again[0].function == fr[0].function && again[1].function == fr[2].function &&
+			      again[1].inlined == 0,
+		      "max 2 keeps the innermost frame and the containing function (got %d)", n);
 		n = sym_resolve(c, r.ra, 1, again, 1, NULL, NULL);
-		check(n == 1 && again[0].function == fr[1].function && again[0].inlined == 0,
+		check(n == 1 && again[0].function == fr[2].function && again[0].inlined == 0,
 		      "max 1 keeps the containing function (got %d, %s)", n, show(again[0].function));
 	}
 
@@ -251,8 +262,8 @@ static void test_inline_chain(const char *srcdir, const char *tmpdir)
 	check(n >= 1 && streq(again[n - 1].function, "f") && again[n - 1].inlined == 0 && mod == 0 &&
 		      off == r.f - r.bias,
 	      "f's entry (not a return address) resolves to f (got %s)", n >= 1 ? show(again[n - 1].function) : "-");
-	if (n >= 1 && fr[1].function)
-		check(again[n - 1].function == fr[1].function, "f is one interned pointer across addresses");
+	if (n >= 1 && fr[2].function)
+		check(again[n - 1].function == fr[2].function, "f is one interned pointer across addresses");
 
 	check(r.nsyms == 4, "program printed 4 named symbols (got %d)", r.nsyms);
 	for (int i = 0; i < r.nsyms; i++) {
@@ -285,7 +296,7 @@ static void test_inline_chain(const char *srcdir, const char *tmpdir)
 	 * the last declaration wins and still resolves. */
 	idx = sym_add_module(c, exe, r.bias, r.start, r.end);
 	n = sym_resolve(c, r.ra, 1, again, 8, &mod, &off);
-	check(idx == 3 && n == 2 && mod == 3 && again[1].function == fr[1].function,
+	check(idx == 3 && n == 3 && mod == 3 && again[2].function == fr[2].function,
 	      "module declared twice: the last one wins (got idx %d, module %d)", idx, mod);
 
 	check(sym_add_module(c, exe, 0, 10, 10) == -EINVAL, "empty range is -EINVAL");

@@ -1,8 +1,8 @@
 /*
  * inline_chain.c: a known inline chain for test_symbols. f (never inlined)
- * inlines g (always inlined), which calls malloc. note_caller, called from
- * inside g, records its return address: an address in f's code that lies in
- * g's inlined instance. The program prints that address, f's address and
+ * inlines g (always inlined), which calls malloc and inlines h. note_caller,
+ * called from h, records its return address: an address in f's code that
+ * lies in h's instance inside g's. The program prints that address, f's and
  * where its own image is loaded, so the test can resolve them as the
  * recorder would. Lines marked MARK_* are looked up by the test.
  */
@@ -20,9 +20,14 @@ __attribute__((noinline)) void note_caller(void)
 	__asm__ volatile("" ::: "memory"); /* keep it a real call, not a tail call */
 }
 
+static inline __attribute__((always_inline)) void h(void)
+{
+	note_caller(); /* MARK_H_CALL */
+}
+
 static inline __attribute__((always_inline)) void *g(size_t n)
 {
-	note_caller(); /* MARK_G_CALL */
+	h(); /* MARK_G_CALL */
 	return malloc(n);
 }
 
