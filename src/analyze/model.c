@@ -144,7 +144,7 @@ static int stack_for(struct pass *ps, uint64_t id, uint32_t *out)
 		*out = ps->cached_stack;
 		return 0;
 	}
-	uint32_t i = idmap_get(&p->stack_ids, id);
+	uint32_t i = model_map_get(&p->stack_ids, id);
 	if (i == IDMAP_NONE) {
 		if (m->nstacks >= IDMAP_NONE - 1)
 			return -ENOMEM;
@@ -165,7 +165,7 @@ static int stack_for(struct pass *ps, uint64_t id, uint32_t *out)
 		memset(&m->stacks[i], 0, sizeof(m->stacks[i]));
 		m->stacks[i].id = id;
 		p->snaps[i] = (struct stack_snap){ 0, 0, 0 };
-		if (idmap_put(&p->stack_ids, id, i) < 0)
+		if (model_map_put(&p->stack_ids, id, i) < 0)
 			return -ENOMEM;
 		m->nstacks++;
 	}
@@ -177,13 +177,13 @@ static int stack_for(struct pass *ps, uint64_t id, uint32_t *out)
 
 static int thread_for(struct pass *ps, uint64_t thread, uint32_t *out)
 {
-	uint32_t i = idmap_get(&ps->thread_ids, thread);
+	uint32_t i = model_map_get(&ps->thread_ids, thread);
 	if (i == IDMAP_NONE) {
 		if (model_grow((void **)&ps->threads, &ps->threads_cap, ps->nthreads + 1, sizeof(*ps->threads)) < 0)
 			return -ENOMEM;
 		i = (uint32_t)ps->nthreads++;
 		ps->threads[i] = (struct thread_state){ 0, 0 };
-		if (idmap_put(&ps->thread_ids, thread, i) < 0)
+		if (model_map_put(&ps->thread_ids, thread, i) < 0)
 			return -ENOMEM;
 	}
 	*out = i;
@@ -358,12 +358,12 @@ static int on_process(struct model *m, const struct trace_record *rec)
 	s->start_unix_ns = rec->u.process.start_unix_ns;
 	s->page_size = rec->u.process.page_size;
 	s->sample_interval_ns = rec->u.process.interval_ns;
-	s->program = pool_intern(&p->strings, rec->u.process.exe, &oom);
+	s->program = model_pool_intern(&p->strings, rec->u.process.exe, &oom);
 	p->argv_store = calloc((size_t)rec->u.process.argc + 1, sizeof(*p->argv_store));
 	if (!p->argv_store)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < rec->u.process.argc; i++)
-		p->argv_store[i] = pool_intern(&p->strings, rec->u.process.argv[i], &oom);
+		p->argv_store[i] = model_pool_intern(&p->strings, rec->u.process.argv[i], &oom);
 	s->argv = p->argv_store;
 	s->argc = rec->u.process.argc;
 	return oom ? -ENOMEM : 0;
@@ -532,7 +532,7 @@ int model_load(struct model **out, const char *path, char *err, size_t errlen)
 	trace_reader_close(r);
 	free(ps.live.e);
 	free(ps.threads);
-	idmap_free(&ps.thread_ids);
+	model_map_free(&ps.thread_ids);
 	*out = m;
 	return 0;
 fail:
@@ -541,7 +541,7 @@ fail:
 	trace_reader_close(r);
 	free(ps.live.e);
 	free(ps.threads);
-	idmap_free(&ps.thread_ids);
+	model_map_free(&ps.thread_ids);
 	model_free(m);
 	return -ENOMEM;
 }

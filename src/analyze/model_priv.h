@@ -32,17 +32,17 @@ struct idmap {
 	size_t cap, used; /* cap is a power of two */
 };
 
-uint32_t idmap_get_hashed(const struct idmap *m, uint64_t key);
+uint32_t model_map_get_hashed(const struct idmap *m, uint64_t key);
 
-static inline uint32_t idmap_get(const struct idmap *m, uint64_t key)
+static inline uint32_t model_map_get(const struct idmap *m, uint64_t key)
 {
 	if (key < m->dense_cap)
 		return m->dense[key];
-	return key < IDMAP_DENSE_MAX ? IDMAP_NONE : idmap_get_hashed(m, key);
+	return key < IDMAP_DENSE_MAX ? IDMAP_NONE : model_map_get_hashed(m, key);
 }
 /* Sets key -> val, replacing an old value. 0 or -ENOMEM. */
-int idmap_put(struct idmap *m, uint64_t key, uint32_t val);
-void idmap_free(struct idmap *m);
+int model_map_put(struct idmap *m, uint64_t key, uint32_t val);
+void model_map_free(struct idmap *m);
 
 static inline uint64_t model_hash64(uint64_t k)
 {
@@ -55,7 +55,7 @@ static inline uint64_t model_hash64(uint64_t k)
 	return k;
 }
 
-/* ---- interned strings: pointers stay valid until pool_free ------------ */
+/* ---- interned strings: pointers stay valid until model_pool_free ------------ */
 
 struct pool_chunk;
 
@@ -71,8 +71,8 @@ struct pool {
 };
 
 /* Returns the pool's copy of s (NULL for NULL), or NULL with *oom set. */
-const char *pool_intern(struct pool *p, const char *s, int *oom);
-void pool_free(struct pool *p);
+const char *model_pool_intern(struct pool *p, const char *s, int *oom);
+void model_pool_free(struct pool *p);
 
 /* ---- stacks, symbols, modules ------------------------------------------ */
 

@@ -13,7 +13,7 @@
 
 /* ---- idmap ---------------------------------------------------------------- */
 
-uint32_t idmap_get_hashed(const struct idmap *m, uint64_t key)
+uint32_t model_map_get_hashed(const struct idmap *m, uint64_t key)
 {
 	if (!m->cap)
 		return IDMAP_NONE;
@@ -26,7 +26,7 @@ uint32_t idmap_get_hashed(const struct idmap *m, uint64_t key)
 	}
 }
 
-static int idmap_grow(struct idmap *m)
+static int model_map_grow(struct idmap *m)
 {
 	size_t cap = m->cap ? m->cap * 2 : 1024;
 	struct idmap_ent *e = malloc(cap * sizeof(*e));
@@ -48,7 +48,7 @@ static int idmap_grow(struct idmap *m)
 	return 0;
 }
 
-static int idmap_put_dense(struct idmap *m, uint64_t key, uint32_t val)
+static int model_map_put_dense(struct idmap *m, uint64_t key, uint32_t val)
 {
 	if (key >= m->dense_cap) {
 		size_t cap = m->dense_cap ? m->dense_cap : 1024;
@@ -66,12 +66,12 @@ static int idmap_put_dense(struct idmap *m, uint64_t key, uint32_t val)
 	return 0;
 }
 
-int idmap_put(struct idmap *m, uint64_t key, uint32_t val)
+int model_map_put(struct idmap *m, uint64_t key, uint32_t val)
 {
 	if (key < IDMAP_DENSE_MAX)
-		return idmap_put_dense(m, key, val);
+		return model_map_put_dense(m, key, val);
 	/* load factor <= 1/2 keeps linear probing short */
-	if ((m->used + 1) * 2 > m->cap && idmap_grow(m) < 0)
+	if ((m->used + 1) * 2 > m->cap && model_map_grow(m) < 0)
 		return -ENOMEM;
 	size_t mask = m->cap - 1;
 	size_t i = model_hash64(key) & mask;
@@ -84,7 +84,7 @@ int idmap_put(struct idmap *m, uint64_t key, uint32_t val)
 	return 0;
 }
 
-void idmap_free(struct idmap *m)
+void model_map_free(struct idmap *m)
 {
 	free(m->dense);
 	free(m->e);
@@ -109,7 +109,7 @@ static uint64_t str_hash(const char *s, size_t n)
 	return h;
 }
 
-static char *pool_copy(struct pool *p, const char *s, size_t n)
+static char *model_pool_copy(struct pool *p, const char *s, size_t n)
 {
 	struct pool_chunk *c = p->chunks;
 	if (!c || c->cap - c->used < n + 1) {
@@ -129,7 +129,7 @@ static char *pool_copy(struct pool *p, const char *s, size_t n)
 	return d;
 }
 
-static int pool_grow(struct pool *p)
+static int model_pool_grow(struct pool *p)
 {
 	size_t cap = p->cap ? p->cap * 2 : 1024;
 	struct pool_slot *set = calloc(cap, sizeof(*set));
@@ -149,11 +149,11 @@ static int pool_grow(struct pool *p)
 	return 0;
 }
 
-const char *pool_intern(struct pool *p, const char *s, int *oom)
+const char *model_pool_intern(struct pool *p, const char *s, int *oom)
 {
 	if (!s)
 		return NULL;
-	if ((p->used + 1) * 2 > p->cap && pool_grow(p) < 0) {
+	if ((p->used + 1) * 2 > p->cap && model_pool_grow(p) < 0) {
 		*oom = 1;
 		return NULL;
 	}
@@ -163,7 +163,7 @@ const char *pool_intern(struct pool *p, const char *s, int *oom)
 	for (; p->set[i].s; i = (i + 1) & mask)
 		if (p->set[i].hash == h && !strcmp(p->set[i].s, s))
 			return p->set[i].s;
-	char *d = pool_copy(p, s, n);
+	char *d = model_pool_copy(p, s, n);
 	if (!d) {
 		*oom = 1;
 		return NULL;
@@ -174,7 +174,7 @@ const char *pool_intern(struct pool *p, const char *s, int *oom)
 	return d;
 }
 
-void pool_free(struct pool *p)
+void model_pool_free(struct pool *p)
 {
 	while (p->chunks) {
 		struct pool_chunk *c = p->chunks;
@@ -205,14 +205,14 @@ int model_grow(void **arr, size_t *cap, size_t need, size_t elem)
 int model_add_node(struct model *m, uint64_t id, uint64_t parent, uint64_t ip)
 {
 	struct model_priv *p = m->priv;
-	uint32_t i = idmap_get(&p->node_ids, id);
+	uint32_t i = model_map_get(&p->node_ids, id);
 	if (i == IDMAP_NONE) {
 		if (p->nnodes >= IDMAP_NONE - 1)
 			return -ENOMEM;
 		if (model_grow((void **)&p->nodes, &p->nodes_cap, p->nnodes + 1, sizeof(*p->nodes)) < 0)
 			return -ENOMEM;
 		i = (uint32_t)p->nnodes++;
-		if (idmap_put(&p->node_ids, id, i) < 0)
+		if (model_map_put(&p->node_ids, id, i) < 0)
 			return -ENOMEM;
 	}
 	p->nodes[i].parent = parent;
@@ -224,7 +224,7 @@ int model_add_module(struct model *m, uint64_t id, uint64_t bias, uint64_t start
 {
 	struct model_priv *p = m->priv;
 	int oom = 0;
-	const char *s = pool_intern(&p->strings, path, &oom);
+	const char *s = model_pool_intern(&p->strings, path, &oom);
 	if (oom)
 		return -ENOMEM;
 	/* A module list is rewritten after dlopen/dlclose: the same id replaces. */
@@ -253,20 +253,20 @@ int model_add_symbol(struct model *m, uint64_t ip, uint64_t module, uint64_t off
 	uint32_t first = (uint32_t)p->nframes;
 	for (uint32_t k = 0; k < nframes; k++) {
 		struct sym_frame_rec *f = &p->frames[first + k];
-		f->function = pool_intern(&p->strings, frames[k].function, &oom);
-		f->file = pool_intern(&p->strings, frames[k].file, &oom);
+		f->function = model_pool_intern(&p->strings, frames[k].function, &oom);
+		f->file = model_pool_intern(&p->strings, frames[k].file, &oom);
 		f->line = frames[k].line;
 		f->flags = (frames[k].flags & TRACE_FRAME_INLINED) ? MODEL_FRAME_INLINED : 0;
 	}
 	if (oom)
 		return -ENOMEM;
 	p->nframes += nframes;
-	uint32_t i = idmap_get(&p->sym_ips, ip);
+	uint32_t i = model_map_get(&p->sym_ips, ip);
 	if (i == IDMAP_NONE) {
 		if (model_grow((void **)&p->syms, &p->syms_cap, p->nsyms + 1, sizeof(*p->syms)) < 0)
 			return -ENOMEM;
 		i = (uint32_t)p->nsyms++;
-		if (idmap_put(&p->sym_ips, ip, i) < 0)
+		if (model_map_put(&p->sym_ips, ip, i) < 0)
 			return -ENOMEM;
 	}
 	p->syms[i] = (struct sym_ent){ module, offset, first, nframes };
@@ -277,10 +277,10 @@ void model_priv_free(struct model_priv *p)
 {
 	if (!p)
 		return;
-	pool_free(&p->strings);
-	idmap_free(&p->node_ids);
-	idmap_free(&p->sym_ips);
-	idmap_free(&p->stack_ids);
+	model_pool_free(&p->strings);
+	model_map_free(&p->node_ids);
+	model_map_free(&p->sym_ips);
+	model_map_free(&p->stack_ids);
 	free(p->nodes);
 	free(p->syms);
 	free(p->frames);
@@ -319,7 +319,7 @@ static void emit(struct model_frame *out, size_t max, size_t *n, const struct mo
 static void emit_ip(const struct model_priv *p, uint64_t ip, struct model_frame *out, size_t max, size_t *n)
 {
 	struct model_frame f = { .ip = ip };
-	uint32_t si = idmap_get(&p->sym_ips, ip);
+	uint32_t si = model_map_get(&p->sym_ips, ip);
 	if (si != IDMAP_NONE && p->syms[si].n) {
 		const struct sym_ent *s = &p->syms[si];
 		const struct module_ent *mod = module_by_id(p, s->module);
@@ -357,9 +357,9 @@ size_t model_stack_frames(const struct model *m, size_t index, struct model_fram
 	}
 	/* Parent 0 ends the walk; the step bound stops a corrupt parent cycle. */
 	for (size_t steps = 0; id != 0 && steps <= p->nnodes; steps++) {
-		uint32_t ni = idmap_get(&p->node_ids, id);
+		uint32_t ni = model_map_get(&p->node_ids, id);
 		if (ni == IDMAP_NONE) {
-			struct model_frame f = { .flags = MODEL_FRAME_UNKNOWN_STACK, .ip = id };
+			struct model_frame f = { .flags = MODEL_FRAME_UNKNOWN_STACK };
 			emit(out, max, &n, &f);
 			break;
 		}
