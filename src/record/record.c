@@ -109,6 +109,11 @@ static void shell_word(char *buf, size_t len, const char *s)
 	buf[k] = 0;
 }
 
+static const char *plural(uint64_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
 static void sleep_ns(long ns)
 {
 	struct timespec ts = { 0, ns };
@@ -155,7 +160,8 @@ int rec_record(const struct rec_options *o)
 	close(shm.fd);
 	shm.fd = -1;
 	if (ret) {
-		rec_error("cannot execute %s: %s", prog, strerror(-ret));
+		rec_error("cannot execute %s: %s; check the program (and a script's '#!' interpreter)", prog,
+			  strerror(-ret));
 		trace_writer_close(w);
 		w = NULL;
 		unlink(name); /* a trace of nothing would only mislead */
@@ -264,9 +270,10 @@ int rec_record(const struct rec_options *o)
 	if (dropped)
 		rec_error("%llu events could not be recorded; totals are short by that many",
 			  (unsigned long long)dropped);
-	rec_error("%llu events, %llu threads, %llu stacks, %llu symbols: %s in %s; run 'heapscope report %s'",
-		  (unsigned long long)st.events, (unsigned long long)st.threads, (unsigned long long)st.stacks,
-		  (unsigned long long)nsyms, size, name, word);
+	rec_error("%llu event%s from %llu thread%s, %llu stack node%s, %llu symbol%s: %s in %s; run 'heapscope report %s'",
+		  (unsigned long long)st.events, plural(st.events), (unsigned long long)st.threads, plural(st.threads),
+		  (unsigned long long)st.stacks, plural(st.stacks), (unsigned long long)nsyms, plural(nsyms), size, name,
+		  word);
 out:
 	if (w)
 		trace_writer_close(w);

@@ -33,6 +33,8 @@
 #define LIVE_CHECK_NS 100000000ull       /* how often OWNED rings' threads are checked */
 #define NODE_WAIT_NS 1000000000ull       /* a node unfilled this long lost its writer */
 #define NO_INDEX UINT32_MAX
+#define CHUNK_PAGES 256                  /* residency is cached per chunk of pages */
+#define HASH_RECOUNT_NS 100000000ull     /* how often the sparse hash is recounted */
 
 /* An event copied out of a ring, tagged with the thread that wrote it (a
  * ring can change owner while its old events still wait here). */
@@ -93,8 +95,9 @@ struct rec_drain {
 	size_t nmods, capmods;
 	int exit_written;
 	int statm_fd;
-	unsigned char *mvec;              /* mincore vector */
-	size_t mvec_len;
+	unsigned char mvec[CHUNK_PAGES];  /* mincore vector */
+	uint8_t *chunk_full;              /* per chunk of our mapping: all resident */
+	uint64_t hash_pages, hash_recount;
 	struct rec_drain_stats st;
 };
 
@@ -151,7 +154,7 @@ void rec_drain_free(struct rec_drain *d)
 	free(d->thr);
 	free(d->mscratch);
 	free(d->mods);
-	free(d->mvec);
+	free(d->chunk_full);
 	if (d->statm_fd >= 0)
 		close(d->statm_fd);
 	free(d);
@@ -301,7 +304,9 @@ static int add_module(struct rec_drain *d, const struct hs_module *m, const char
 	r->end = m->end;
 	r->build_id_len = m->build_id_len <= sizeof(r->build_id) ? m->build_id_len : sizeof(r->build_id);
 	memcpy(r->build_id, m->build_id, r->build_id_len);
-	snprintf(r->path, sizeof(r->path), "%s", path);
+	size_t len = strnlen(path, sizeof(r->path) - 1); /* h->exe may be longer: cut */
+	memcpy(r->path, path, len);
+	r->path[len] = 0;
 	tw_begin(d->w, TR_MODULE);
 	tw_u(d->w, r->id);
 	tw_u(d->w, r->bias);
@@ -635,28 +640,64 @@ long rec_drain_round(struct rec_drain *d, int final)
 
 /* ---- RSS samples ----------------------------------------------------- */
 
-/* Pages of our shared memory that are resident. We only ever read pages
- * the target wrote (see drain_ring), so these are exactly the shared pages
- * in its RSS. Past the rings in use nothing is touched: not looked at. */
-static uint64_t shm_resident(struct rec_drain *d)
+/* Resident pages in [first, first + n) of our mapping. Pages stay resident
+ * once touched (shared memory is only swapped under pressure), so a chunk
+ * found full is not asked about again: mincore walks the page cache page by
+ * page and would otherwise cost more than the rest of the recorder. */
+static uint64_t resident_pages(struct rec_drain *d, size_t first, size_t n)
 {
-	uint64_t end = d->h->rings_off + (uint64_t)(d->ring_hi + 2) * sizeof(struct hs_ring);
-	if (end > d->h->total_size)
-		end = d->h->total_size;
-	size_t pages = (size_t)((end + (uint64_t)d->page - 1) / (uint64_t)d->page);
-	if (pages > d->mvec_len) {
-		unsigned char *v = realloc(d->mvec, pages);
-		if (!v)
-			return 0;
-		d->mvec = v;
-		d->mvec_len = pages;
+	uint64_t count = 0;
+	size_t end = first + n;
+	for (size_t c = first / CHUNK_PAGES; c * CHUNK_PAGES < end; c++) {
+		size_t lo = c * CHUNK_PAGES > first ? c * CHUNK_PAGES : first;
+		size_t hi = (c + 1) * CHUNK_PAGES < end ? (c + 1) * CHUNK_PAGES : end;
+		if (d->chunk_full[c] && hi - lo == CHUNK_PAGES) {
+			count += CHUNK_PAGES;
+			continue;
+		}
+		if (mincore((char *)d->h + lo * (size_t)d->page, (hi - lo) * (size_t)d->page, d->mvec) < 0)
+			continue;
+		size_t k = 0;
+		for (size_t i = 0; i < hi - lo; i++)
+			k += d->mvec[i] & 1;
+		d->chunk_full[c] = hi - lo == CHUNK_PAGES && k == CHUNK_PAGES;
+		count += k;
 	}
-	if (mincore(d->h, pages * (size_t)d->page, d->mvec) < 0)
-		return 0;
-	uint64_t n = 0;
-	for (size_t i = 0; i < pages; i++)
-		n += d->mvec[i] & 1;
-	return n * (uint64_t)d->page;
+	return count;
+}
+
+/*
+ * Bytes of our shared memory that are resident. We only ever read pages the
+ * target wrote (see drain_ring), so these are exactly the shared pages in its
+ * RSS. Only what can have been touched is looked at: the header and modules,
+ * the nodes in use, the hash (sparse, so recounted every HASH_RECOUNT_NS
+ * only) and the rings up to the highest claimed one.
+ */
+static uint64_t shm_resident(struct rec_drain *d, uint64_t now)
+{
+	struct hs_shm_header *h = d->h;
+	size_t pg = (size_t)d->page;
+	if (!d->chunk_full) {
+		d->chunk_full = calloc(h->total_size / pg / CHUNK_PAGES + 1, 1);
+		if (!d->chunk_full)
+			return 0;
+	}
+	uint32_t used = atomic_load_explicit(&h->nodes_used, memory_order_relaxed);
+	if (used > HS_MAX_NODES)
+		used = HS_MAX_NODES;
+	uint64_t nodes_end = h->nodes_off + (uint64_t)used * sizeof(struct hs_node);
+	uint64_t pages = resident_pages(d, 0, (size_t)((nodes_end + pg - 1) / pg));
+	if (now >= d->hash_recount) {
+		d->hash_pages = resident_pages(d, (size_t)(h->hash_off / pg),
+					       (size_t)((uint64_t)HS_HASH_SLOTS * sizeof(uint32_t) / pg));
+		d->hash_recount = now + HASH_RECOUNT_NS;
+	}
+	pages += d->hash_pages;
+	uint64_t rings_end = h->rings_off + (uint64_t)(d->ring_hi + 2) * sizeof(struct hs_ring);
+	if (rings_end > h->total_size)
+		rings_end = h->total_size;
+	pages += resident_pages(d, (size_t)(h->rings_off / pg), (size_t)((rings_end - h->rings_off + pg - 1) / pg));
+	return pages * pg;
 }
 
 int rec_drain_sample(struct rec_drain *d)
@@ -673,7 +714,7 @@ int rec_drain_sample(struct rec_drain *d)
 	unsigned long long size, resident;
 	if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
 		return -EINVAL;
-	uint64_t rss = (uint64_t)resident * (uint64_t)d->page, shm = shm_resident(d);
+	uint64_t rss = (uint64_t)resident * (uint64_t)d->page, shm = shm_resident(d, t);
 	struct pend *e = q_reserve(&d->q[SAMPLE_QUEUE], 1);
 	if (!e)
 		return -ENOMEM;
