@@ -218,5 +218,8 @@ int report_json(FILE *out, const struct model *m, const struct report_opts *o)
 	free(frames);
 	if (ret)
 		return ret;
-	return fflush(out) || ferror(out) ? -EIO : 0;
+	errno = 0;
+	if (fflush(out) || ferror(out))
+		return errno ? -errno : -EIO; /* fflush sets errno; an earlier failure may not have */
+	return 0;
 }
