@@ -863,9 +863,14 @@ int main(void)
 
 	const char *names[] = { "main.hst", "edges.hst", "blocks.hst", "cut.hst", "corrupt.hst",
 				"text.hst", "version.hst", "empty.hst", "random.hst" };
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!getenv("HS_KEEP")) unlink(tpath(names[i]));
-	if (!getenv("HS_KEEP")) rmdir(dir); else fprintf(stderr, "kept %s\n", dir);
+	/* HS_KEEP=1 keeps the traces, to look at them with 'heapscope report' */
+	if (getenv("HS_KEEP")) {
+		fprintf(stderr, "traces kept in %s\n", dir);
+	} else {
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			unlink(tpath(names[i]));
+		rmdir(dir);
+	}
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
