@@ -338,7 +338,9 @@ static int decode(struct trace_reader *r, struct trace_record *rec)
 			break;
 		rec->u.string.str = r->scratch + s;
 		rec->u.string.len = len;
-		return store_string(r, rec->u.string.id, r->scratch + s, len);
+		if (store_string(r, rec->u.string.id, r->scratch + s, len) < 0)
+			return -EINVAL;
+		break;
 	}
 	case TR_SYMBOL: {
 		rec->u.symbol.ip = get_u(r);
