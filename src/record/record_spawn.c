@@ -325,7 +325,7 @@ void rec_shm_destroy(struct rec_shm *s)
 /* The signals whose handling the recorder changes; the child gets back the
  * dispositions heapscope was started with, so the program runs as it would
  * without us (nohup's ignored SIGHUP stays ignored, for instance). */
-static const int managed[] = { SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGCHLD };
+static const int managed[] = { SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGCHLD, SIGPIPE };
 #define NMANAGED (sizeof(managed) / sizeof(managed[0]))
 
 static struct sigaction saved_act[NMANAGED];
@@ -369,6 +369,8 @@ void rec_signals_setup(void)
 	sigaction(SIGHUP, &fwd, NULL);
 	/* inherited SIG_IGN would auto-reap the child and hide its status */
 	sigaction(SIGCHLD, &dfl, NULL);
+	/* a child gone before its release, or a closed stderr: an error, not death */
+	sigaction(SIGPIPE, &ign, NULL);
 }
 
 unsigned rec_signals_term_count(void)
