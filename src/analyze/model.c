@@ -304,7 +304,6 @@ static int on_free(struct pass *ps, const struct trace_record *rec)
 	if (thread_for(ps, rec->u.free.thread, &ti) < 0)
 		return -ENOMEM;
 	tl_advance(ps, rec->time);
-	s->frees++;
 	if (rec->u.free.kind < MODEL_KINDS)
 		s->by_kind[rec->u.free.kind]++;
 	if (!addr)
@@ -314,6 +313,7 @@ static int on_free(struct pass *ps, const struct trace_record *rec)
 		s->unknown_frees++;
 		return 0;
 	}
+	s->frees++; /* like valgrind: frees of blocks this recording saw allocated */
 	struct model_stack *st = &m->stacks[e->stack];
 	touch(ps, e->stack);
 	st->live_bytes -= e->size;

@@ -316,7 +316,7 @@ static void test_main_trace(void)
 	check_u("pid", s->pid, 4242);
 	check_u("threads", s->threads, 2);
 	check_u("allocations", s->allocations, 10);
-	check_u("frees", s->frees, 8);
+	check_u("frees", s->frees, 7); /* the unknown free is counted apart */
 	check_u("allocated bytes", s->allocated_bytes, 4929);
 	check_u("malloc calls", s->by_kind[HS_EV_MALLOC], 8);
 	check_u("calloc calls", s->by_kind[HS_EV_CALLOC], 1);
@@ -446,7 +446,7 @@ static void test_main_trace(void)
 	char *j = render(m, 1, 20, 0);
 	check(j && json_valid(j), "JSON report parses");
 	check_contains("JSON", j, "\"allocations\": 10,");
-	check_contains("JSON", j, "\"frees\": 8,");
+	check_contains("JSON", j, "\"frees\": 7,");
 	check_contains("JSON", j, "\"allocated_bytes\": 4929,");
 	check_contains("JSON", j, "\"temporary\": 6,");
 	check_contains("JSON", j, "\"peak_heap_bytes\": 3507,");
