@@ -223,7 +223,9 @@ int rec_record(const struct rec_options *o)
 			sleep_ns(IDLE_SLEEP_NS);
 	}
 
-	/* The program is gone (or we stop): everything left, in time order. */
+	/* The program is gone (or we stop): everything left, in time order.
+	 * The run ends now, not after the symbols: that is its length. */
+	uint64_t end_time = rec_drain_now(d);
 	ret = (int)rec_drain_round(d, 1);
 	if (ret == -ENOMEM)
 		rec_error("out of memory while writing the last events; the trace is incomplete");
@@ -251,7 +253,7 @@ int rec_record(const struct rec_options *o)
 		status = 128 + SIGTERM;
 	}
 	uint64_t dropped = atomic_load(&shm.h->dropped) + st.skipped;
-	write_end(w, rec_drain_now(d), kind, code, st.events, dropped, atomic_load(&shm.h->truncated), flags);
+	write_end(w, end_time, kind, code, st.events, dropped, atomic_load(&shm.h->truncated), flags);
 	ret = trace_writer_close(w);
 	w = NULL;
 	if (ret || write_failed) {
