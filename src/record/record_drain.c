@@ -32,6 +32,7 @@
 #define KIND_SAMPLE 0xffffu               /* never a ring kind: marks a sample */
 #define LIVE_CHECK_NS 100000000ull       /* how often OWNED rings' threads are checked */
 #define NODE_WAIT_NS 1000000000ull       /* a node unfilled this long lost its writer */
+#define BUSY_STALL_NS 250000000ull       /* mid-event this long: stop holding others back */
 #define NO_INDEX UINT32_MAX
 #define CHUNK_PAGES 256                  /* residency is cached per chunk of pages */
 #define HASH_RECOUNT_NS 100000000ull     /* how often the sparse hash is recounted */
@@ -61,6 +62,7 @@ struct ring_st {
 	uint32_t gen;                     /* owner generation last seen */
 	uint32_t thread;                  /* d->thr index of that owner */
 	int busy;                         /* caught mid-event this round */
+	uint64_t busy_head, busy_since;   /* caught mid-event at this head since */
 	int have_thread;                  /* thread is valid */
 };
 
@@ -588,6 +590,21 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 		atomic_store_explicit(&r->tail, head, memory_order_release);
 	}
 	rs->busy = busy && !dead && !final;
+	if (rs->busy && (head != rs->busy_head || !rs->busy_since)) {
+		rs->busy_head = head;
+		rs->busy_since = T;
+	} else if (rs->busy && T - rs->busy_since > BUSY_STALL_NS) {
+		/* Stuck mid-event (a thread stopped, or dead with its tid
+		 * reused): holding every other thread back would grow our queues
+		 * without bound. Its event, if it ever comes, is written at the
+		 * time of the events around it. */
+		if (rs->busy_since != UINT64_MAX)
+			d->st.anomalies++;
+		rs->busy_since = UINT64_MAX;
+		rs->busy = 0;
+	} else if (!rs->busy) {
+		rs->busy_since = 0;
+	}
 	if (rs->busy) {
 		if (rs->last > rs->lb)
 			rs->lb = rs->last;

@@ -576,6 +576,34 @@ static void scenario_rules(void)
 	trace_writer_close(w);
 	rec_shm_destroy(&shm);
 
+	/* stuck mid-event: after a while, the others are no longer held */
+	path = tmp_path("stuck.hst");
+	if (rec_shm_create(&shm, 0) || trace_writer_open(&w, path, 0) || rec_drain_new(&d, shm.h, w, 0, 0)) {
+		check(0, "set up");
+		return;
+	}
+	r0 = own(shm.h, 0, 200);
+	r1 = own(shm.h, 1, 201);
+	put(r0, 200, HS_EV_MALLOC, 0x1, 0);
+	atomic_store(&r0->busy, 1);
+	put(r1, 100, HS_EV_MALLOC, 0x2, 0);
+	put(r1, 300, HS_EV_MALLOC, 0x3, 0);
+	rec_drain_round(d, 0);
+	trace_writer_flush(w);
+	event_string(path, got, sizeof(got), NULL, NULL);
+	int held = !strcmp(got, "A2@100 ");
+	sleep_ms(300);
+	rec_drain_round(d, 0);
+	trace_writer_flush(w);
+	event_string(path, got, sizeof(got), NULL, NULL);
+	struct rec_drain_stats wst;
+	rec_drain_get_stats(d, &wst);
+	check(held && !strcmp(got, "A2@100 A1@200 A3@300 ") && wst.anomalies == 1,
+	      "a ring stuck mid-event stops holding the others back (%s)", got);
+	rec_drain_free(d);
+	trace_writer_close(w);
+	rec_shm_destroy(&shm);
+
 	/* what a dead target leaves: repaired, never lost or undefined */
 	path = tmp_path("repair.hst");
 	if (rec_shm_create(&shm, 0) || trace_writer_open(&w, path, 0) || rec_drain_new(&d, shm.h, w, 0, 0)) {
@@ -788,7 +816,7 @@ static void scenario_throughput(void)
 static void cleanup(void)
 {
 	static const char *const names[] = { "concurrent.hst", "ties.hst", "watermark.hst", "repair.hst",
-					      "symbols.hst", "bulk.hst", "live1.hst", "live2.hst" };
+					      "symbols.hst", "stuck.hst", "bulk.hst", "live1.hst", "live2.hst" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		unlink(tmp_path(names[i]));
 	rmdir(tmpdir);
