@@ -145,7 +145,15 @@ int rec_record(const struct rec_options *o)
 		ret = rec_drain_new(&d, shm.h, w, t0, child.pid);
 	if (ret) {
 		rec_spawn_release(&child, 1);
-		if (ret == -EEXIST)
+		if (w) {
+			trace_writer_close(w);
+			w = NULL;
+			unlink(name);
+		}
+		if (ret == -EEXIST && o->force)
+			rec_error("%s exists and is not a regular file; --force replaces only those, name another with -o",
+				  name);
+		else if (ret == -EEXIST)
 			rec_error("%s already exists; remove it, replace it with --force, or name another with -o", name);
 		else
 			rec_error("cannot create %s: %s; check the directory, or name another file with -o",
@@ -169,7 +177,7 @@ int rec_record(const struct rec_options *o)
 		goto out;
 	}
 
-	int reaped = 0, interrupted = 0, wstatus = 0;
+	int reaped = 0, interrupted = 0, by_term = 0, wstatus = 0;
 	uint64_t now = rec_drain_now(d), next_sample = now, next_flush = now + FLUSH_NS, next_poll = now;
 	uint64_t term_deadline = 0;
 	for (;;) {
@@ -193,7 +201,7 @@ int rec_record(const struct rec_options *o)
 			if (!term_deadline)
 				term_deadline = now + TERM_GRACE_NS;
 			if (terms > 1 || now >= term_deadline) {
-				interrupted = 1;
+				interrupted = by_term = 1;
 				break;
 			}
 		}
@@ -250,7 +258,7 @@ int rec_record(const struct rec_options *o)
 		status = 128 + WTERMSIG(wstatus);
 	} else {
 		flags |= TRACE_END_RECORDER_INTERRUPTED;
-		status = 128 + SIGTERM;
+		status = by_term ? 128 + SIGTERM : 1;
 	}
 	uint64_t dropped = atomic_load(&shm.h->dropped) + st.skipped;
 	write_end(w, end_time, kind, code, st.events, dropped, atomic_load(&shm.h->truncated), flags);
