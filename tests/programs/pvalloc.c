@@ -1,8 +1,9 @@
 /* pvalloc.c: pvalloc, apart from family.c because valgrind 3.19 aborts on it.
  *
- * pvalloc rounds the size up to whole pages; heapscope counts the bytes
- * requested, as for every other call. Totals: 2 allocations, 2 frees,
- * 13 192 bytes (5 000 + 8 192), peak 13 192 bytes, nothing leaked.
+ * pvalloc's contract is to allocate whole pages: pvalloc(n) asks for n
+ * rounded up to the page size, and heapscope counts that. With 4 KiB pages:
+ * 2 allocations, 2 frees, 16 384 bytes (8 192 + 8 192), peak 16 384 bytes,
+ * nothing leaked.
  */
 #include <malloc.h>
 #include <stdlib.h>
