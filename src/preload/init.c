@@ -54,8 +54,10 @@ static void restore_ld_preload(void)
 
 static void after_fork_child(void)
 {
-	/* the child's events would land in the parent's rings: not traced (yet) */
+	/* the child's events would land in the parent's rings: not traced (yet);
+	 * and its thread must not close the parent's ring when it exits */
 	pl_active = 0;
+	pl_self.ring = NULL;
 }
 
 static void attach(void)

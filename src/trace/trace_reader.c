@@ -4,7 +4,6 @@
  * never by the number of events. Every length read from the file is checked
  * before it is used: the reader is fuzzed.
  */
-#define _GNU_SOURCE
 #include "trace.h"
 
 #include <errno.h>

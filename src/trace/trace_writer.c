@@ -3,7 +3,6 @@
  * as one standalone zstd frame behind an 8-byte header, so a reader can stop
  * cleanly at the last whole block of a truncated file.
  */
-#define _GNU_SOURCE
 #include "trace.h"
 
 #include <errno.h>
