@@ -14,6 +14,11 @@ struct command {
 static const struct command commands[] = {
 	{ "record", cmd_record, "run a program and record its heap events: record [-o FILE] -- PROGRAM ARGS" },
 	{ "report", cmd_report, "print the report of a trace: report FILE [--json] [--top N] [--depth N]" },
+	{ "flamegraph", cmd_flamegraph, "flame graph of a trace: flamegraph FILE [--metric M] [-o out.svg] [--folded]" },
+	{ "html", cmd_html, "self-contained HTML report: html FILE -o report.html" },
+	{ "export", cmd_export, "other tools' formats: export FILE --format pprof|speedscope|massif|folded|json -o OUT" },
+	{ "diff", cmd_diff, "what changed between two traces: diff BASE NEW [--json]" },
+	{ "maps", cmd_maps, "memory mappings, grouped: maps PID | maps FILE" },
 };
 
 void cli_error(const char *fmt, ...)
