@@ -61,11 +61,16 @@ static inline int hs_ev_is_free(unsigned k) { return k >= 32 && k < 64; }
 struct hs_event {
 	uint64_t time;   /* CLOCK_MONOTONIC ns */
 	uint64_t addr;
-	uint64_t size;   /* requested bytes (allocations), 0 otherwise */
+	uint64_t size;   /* allocations: requested bytes in the low HS_SIZE_BITS,
+			    usable - requested (malloc_usable_size) above, saturated */
 	uint32_t stack;  /* leaf node id of the allocating stack, 0 = none */
 	uint16_t kind;   /* enum hs_ev_kind */
 	uint16_t flags;  /* HS_EVF_* */
 };
+
+#define HS_SIZE_BITS 48
+#define HS_SIZE_MASK ((1ull << HS_SIZE_BITS) - 1)
+#define HS_SLACK_MAX 0xffffull
 
 #define HS_EVF_TRUNCATED 1u /* stack deeper than HS_MAX_DEPTH or trie full */
 

@@ -6,6 +6,7 @@
  * address back, its allocation is always later than this free.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,16 @@ static inline int tracking(const struct pl_thread *t)
 	return pl_active && !t->in_hook;
 }
 
+/* Requested size, and above it what the allocator's rounding added. */
+static uint64_t pack_size(void *p, size_t size)
+{
+	size_t usable = malloc_usable_size(p);
+	uint64_t slack = usable > size ? usable - size : 0;
+	if (slack > HS_SLACK_MAX)
+		slack = HS_SLACK_MAX;
+	return ((uint64_t)size & HS_SIZE_MASK) | slack << HS_SIZE_BITS;
+}
+
 static void record_alloc(struct pl_thread *t, unsigned kind, void *p, size_t size)
 {
 	int saved = errno;
@@ -35,8 +46,9 @@ static void record_alloc(struct pl_thread *t, unsigned kind, void *p, size_t siz
 	uint64_t now;
 	uint32_t stack = pl_stack_capture(t, &flags);
 	if (pl_event_begin(t, 1, &now) == 0) {
-		*pl_event_slot(t, 0) = (struct hs_event){ .time = now, .addr = (uintptr_t)p, .size = size,
-							 .stack = stack, .kind = (uint16_t)kind, .flags = flags };
+		*pl_event_slot(t, 0) = (struct hs_event){ .time = now, .addr = (uintptr_t)p,
+							 .size = pack_size(p, size), .stack = stack,
+							 .kind = (uint16_t)kind, .flags = flags };
 		pl_event_publish(t, 1);
 	}
 	errno = saved;
@@ -175,7 +187,8 @@ static void *track_realloc(unsigned kind, void *p, size_t size, void *(*call)(vo
 		unsigned nev = 1;
 		if (q) {
 			t_alloc = pl_now();
-			*pl_event_slot(t, 1) = (struct hs_event){ .time = t_alloc, .addr = (uintptr_t)q, .size = size,
+			*pl_event_slot(t, 1) = (struct hs_event){ .time = t_alloc, .addr = (uintptr_t)q,
+								 .size = pack_size(q, size),
 								 .stack = stack, .kind = (uint16_t)kind,
 								 .flags = flags };
 			nev = 2;

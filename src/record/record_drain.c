@@ -436,8 +436,9 @@ static int write_event(struct rec_drain *d, const struct pend *e, int final)
 		tw_u(w, th->index);
 		tw_u(w, kind);
 		tw_u(w, stack);
-		tw_u(w, e->size);
+		tw_u(w, e->size & HS_SIZE_MASK);
 		tw_u(w, e->addr);
+		tw_u(w, e->size >> HS_SIZE_BITS);
 		tw_end(w);
 		d->st.allocs++;
 	} else {

@@ -12,7 +12,7 @@
 
 #define TRACE_MAGIC "HEAPSCP\0"
 #define TRACE_MAGIC_LEN 8
-#define TRACE_VERSION 1u
+#define TRACE_VERSION 2u
 #define TRACE_BLOCK_RAW_MAX (1u << 20)   /* a block is closed once it holds 1 MiB */
 #define TRACE_BLOCK_RAW_CAP (4u << 20)   /* hard bound on a block's raw size */
 #define TRACE_BLOCK_COMP_MAX (5u << 20)  /* hard bound on a compressed block */
@@ -22,14 +22,26 @@ enum trace_rec_type {
 	TR_MODULE = 2,    /* id, bias, start, end, build_id, path */
 	TR_THREAD = 3,    /* dt, index, tid */
 	TR_STACK = 4,     /* id, parent, ip */
-	TR_ALLOC = 16,    /* dt, thread, kind, stack, size, addr */
+	TR_ALLOC = 16,    /* dt, thread, kind, stack, size, addr, slack (usable - size) */
 	TR_FREE = 17,     /* dt, thread, kind, addr */
 	TR_SAMPLE = 18,   /* dt, rss */
 	TR_EXIT_MARK = 19,/* dt: the program's exit path ran; leaks are counted here */
+	TR_MAP = 20,      /* dt, thread, kind, stack, addr, size, old_addr, old_size, prot, flags, fd+1 */
+	TR_MALLINFO = 21, /* dt, arena, ordblks, hblks, hblkhd, uordblks, fordblks, keepcost */
+	TR_SMAPS = 22,    /* dt, reason, n, n x {start, end, offset, perms, path, rss, pss,
+			     shared_clean, shared_dirty, private_clean, private_dirty, anonymous, swap} */
 	TR_STRING = 32,   /* id, bytes */
 	TR_SYMBOL = 33,   /* ip, module, offset, nframes, {function, file, line, flags}* */
 	TR_END = 48,      /* dt, exit_kind, exit_code, events, dropped, truncated, flags */
 };
+
+/* TR_MAP kinds: calls the program made (the allocator's own are not visible
+ * to a preload library; TR_MALLINFO shows what it holds). For TR_MAP_BRK and
+ * TR_MAP_SBRK, old_addr is the break before the call and addr the break after. */
+enum trace_map_kind { TR_MAP_MMAP = 1, TR_MAP_MUNMAP = 2, TR_MAP_MREMAP = 3, TR_MAP_BRK = 4, TR_MAP_SBRK = 5 };
+
+/* TR_SMAPS reasons: when the mappings were read. */
+enum trace_smaps_reason { TR_SMAPS_PEAK_RSS = 1, TR_SMAPS_EXIT = 2 };
 
 enum trace_exit_kind { TRACE_EXITED = 0, TRACE_SIGNALED = 1, TRACE_EXIT_UNKNOWN = 2 };
 
@@ -69,6 +81,14 @@ struct trace_frame {
 	uint32_t flags;       /* TRACE_FRAME_INLINED */
 };
 
+/* One mapping of a TR_SMAPS record; sizes in bytes. */
+struct trace_mapping {
+	uint64_t start, end, offset;
+	const char *perms;   /* "rw-p" */
+	const char *path;    /* "" for anonymous, "[heap]", "[stack]", a file */
+	uint64_t rss, pss, shared_clean, shared_dirty, private_clean, private_dirty, anonymous, swap;
+};
+
 /* One decoded record. Pointers stay valid until the next trace_reader_next. */
 struct trace_record {
 	unsigned type;
@@ -80,7 +100,11 @@ struct trace_record {
 			 const char *path; } module;
 		struct { uint64_t index, tid; } thread;
 		struct { uint64_t id, parent, ip; } stack;
-		struct { uint64_t thread, kind, stack, size, addr; } alloc;
+		struct { uint64_t thread, kind, stack, size, addr, slack; } alloc;
+		struct { uint64_t thread, kind, stack, addr, size, old_addr, old_size, prot, flags;
+			 int64_t fd; /* -1: anonymous */ } map;
+		struct { uint64_t arena, ordblks, hblks, hblkhd, uordblks, fordblks, keepcost; } mallinfo;
+		struct { uint64_t reason; uint32_t n; const struct trace_mapping *maps; } smaps;
 		struct { uint64_t thread, kind, addr; } free;
 		struct { uint64_t rss; } sample;
 		struct { uint64_t id; const char *str; uint32_t len; } string;

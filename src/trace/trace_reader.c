@@ -30,6 +30,8 @@ struct trace_reader {
 	size_t argv_cap;
 	struct trace_frame *frames;
 	size_t frames_cap;
+	struct trace_mapping *maps;
+	size_t maps_cap;
 	/* TR_STRING table, indexed by id */
 	char **strings;
 	size_t nstrings;
@@ -107,6 +109,7 @@ void trace_reader_close(struct trace_reader *r)
 	free(r->scratch);
 	free(r->argv);
 	free(r->frames);
+	free(r->maps);
 	for (size_t i = 0; i < r->nstrings; i++)
 		free(r->strings[i]);
 	free(r->strings);
@@ -315,7 +318,78 @@ static int decode(struct trace_reader *r, struct trace_record *rec)
 		rec->u.alloc.stack = get_u(r);
 		rec->u.alloc.size = get_u(r);
 		rec->u.alloc.addr = get_u(r);
+		rec->u.alloc.slack = get_u(r);
 		break;
+	case TR_MAP: {
+		r->time += get_u(r);
+		rec->u.map.thread = get_u(r);
+		rec->u.map.kind = get_u(r);
+		rec->u.map.stack = get_u(r);
+		rec->u.map.addr = get_u(r);
+		rec->u.map.size = get_u(r);
+		rec->u.map.old_addr = get_u(r);
+		rec->u.map.old_size = get_u(r);
+		rec->u.map.prot = get_u(r);
+		rec->u.map.flags = get_u(r);
+		rec->u.map.fd = (int64_t)get_u(r) - 1;
+		break;
+	}
+	case TR_MALLINFO:
+		r->time += get_u(r);
+		rec->u.mallinfo.arena = get_u(r);
+		rec->u.mallinfo.ordblks = get_u(r);
+		rec->u.mallinfo.hblks = get_u(r);
+		rec->u.mallinfo.hblkhd = get_u(r);
+		rec->u.mallinfo.uordblks = get_u(r);
+		rec->u.mallinfo.fordblks = get_u(r);
+		rec->u.mallinfo.keepcost = get_u(r);
+		break;
+	case TR_SMAPS: {
+		r->time += get_u(r);
+		rec->u.smaps.reason = get_u(r);
+		uint64_t n = get_u(r);
+		if (r->failed)
+			break;
+		if (n > (r->raw_len - r->pos) / 13)
+			return fail(r, "corrupt smaps record: %llu mappings", (unsigned long long)n);
+		if (n > r->maps_cap) {
+			struct trace_mapping *mp = realloc(r->maps, n * sizeof(*mp));
+			if (!mp)
+				return fail(r, "out of memory");
+			r->maps = mp;
+			r->maps_cap = n;
+		}
+		/* strings go to scratch, which may move: keep offsets, fix up after */
+		size_t *offs = calloc(2 * n + 1, sizeof(*offs));
+		if (!offs)
+			return fail(r, "out of memory");
+		for (uint64_t i = 0; i < n && !r->failed; i++) {
+			struct trace_mapping *mp = &r->maps[i];
+			mp->start = get_u(r);
+			mp->end = get_u(r);
+			mp->offset = get_u(r);
+			offs[2 * i] = get_str_off(r, NULL);
+			offs[2 * i + 1] = get_str_off(r, NULL);
+			mp->rss = get_u(r);
+			mp->pss = get_u(r);
+			mp->shared_clean = get_u(r);
+			mp->shared_dirty = get_u(r);
+			mp->private_clean = get_u(r);
+			mp->private_dirty = get_u(r);
+			mp->anonymous = get_u(r);
+			mp->swap = get_u(r);
+		}
+		if (!r->failed) {
+			for (uint64_t i = 0; i < n; i++) {
+				r->maps[i].perms = r->scratch + offs[2 * i];
+				r->maps[i].path = r->scratch + offs[2 * i + 1];
+			}
+			rec->u.smaps.n = (uint32_t)n;
+			rec->u.smaps.maps = r->maps;
+		}
+		free(offs);
+		break;
+	}
 	case TR_FREE:
 		r->time += get_u(r);
 		rec->u.free.thread = get_u(r);

@@ -71,6 +71,7 @@ static inline void st_alloc(struct trace_writer *w, uint64_t t, uint64_t thread,
 	tw_u(w, stack);
 	tw_u(w, size);
 	tw_u(w, addr);
+	tw_u(w, 0); /* slack: usable size unknown */
 	tw_end(w);
 }
 
