@@ -15,6 +15,7 @@
  *            appended lock-free by any thread (id from an atomic counter)
  *   hash     open-addressing index (parent, ip) -> node id, for interning
  *   modules  the loaded objects (dl_iterate_phdr), rewritten after dlopen/dlclose
+ *   smaps    /proc/self/smaps as the program's exit path saw it (text)
  */
 #ifndef HS_SHM_LAYOUT_H
 #define HS_SHM_LAYOUT_H
@@ -23,7 +24,7 @@
 #include <stdint.h>
 
 #define HS_SHM_MAGIC 0x314d4853u /* "HSM1" */
-#define HS_SHM_VERSION 1u
+#define HS_SHM_VERSION 2u
 
 #define HS_RING_EVENTS (1u << 15)  /* 32768 events x 32 B = 1 MiB per ring */
 #define HS_MAX_RINGS 1024u
@@ -31,6 +32,7 @@
 #define HS_HASH_SLOTS (1u << 22)   /* power of two, 2x nodes: load <= 0.5 */
 #define HS_MAX_MODULES 1024u
 #define HS_MAX_DEPTH 256           /* frames captured per event */
+#define HS_SMAPS_BYTES (16u << 20) /* room for the exit snapshot of smaps */
 
 /* Event kinds in a ring. Allocation kinds carry size+addr, free kinds addr. */
 enum hs_ev_kind {
@@ -52,7 +54,23 @@ enum hs_ev_kind {
 	HS_EV_FREE_ALIGNED_SIZED = 35,
 	/* markers */
 	HS_EV_EXIT = 64,            /* library destructor ran (after __libc_freeres): leaks counted here */
+	/* mapping calls the program made: addr/size as the result; one HS_EV_CONT
+	 * follows with time = flags, addr = old address or break, size = old
+	 * length or fd + 1, stack = prot */
+	HS_EV_MMAP = 80,
+	HS_EV_MUNMAP = 81,
+	HS_EV_MREMAP = 82,
+	HS_EV_BRK = 83,
+	HS_EV_SBRK = 84,
+	/* mallinfo2(): addr = arena, size = hblkhd, stack = hblks; one HS_EV_CONT
+	 * follows with time = keepcost, addr = uordblks, size = fordblks, stack = ordblks */
+	HS_EV_MALLINFO = 90,
+	/* more fields of the event before it, published with it; its time field
+	 * is payload, not a time */
+	HS_EV_CONT = 100,
 };
+
+static inline int hs_ev_has_cont(unsigned k) { return (k >= HS_EV_MMAP && k <= HS_EV_SBRK) || k == HS_EV_MALLINFO; }
 
 static inline int hs_ev_is_alloc(unsigned k) { return k >= 1 && k < 32; }
 static inline int hs_ev_is_free(unsigned k) { return k >= 32 && k < 64; }
@@ -123,7 +141,7 @@ struct hs_module {
 struct hs_shm_header {
 	uint32_t magic, version;
 	uint64_t total_size;
-	uint64_t rings_off, nodes_off, hash_off, modules_off;
+	uint64_t rings_off, nodes_off, hash_off, modules_off, smaps_off;
 	int32_t recorder_pid;
 	uint32_t options;                  /* HS_OPT_* set by the recorder */
 	_Atomic uint32_t target_pid;       /* set by the library at init */
@@ -134,6 +152,9 @@ struct hs_shm_header {
 	_Atomic uint32_t modules_lock;
 	uint32_t nmodules;
 	_Atomic uint32_t exit_seen;        /* library destructor ran */
+	uint64_t sample_ns;                /* allocator statistics at most this often */
+	_Atomic uint64_t mallinfo_due;     /* CLOCK_MONOTONIC ns of the next mallinfo2 sample */
+	_Atomic uint64_t smaps_len;        /* bytes of smaps text at smaps_off, set last */
 	char exe[512];                     /* /proc/self/exe of the target */
 };
 
@@ -148,6 +169,7 @@ static inline uint64_t hs_shm_size(void)
 	off += (uint64_t)HS_HASH_SLOTS * sizeof(uint32_t);
 	off = (off + 4095) & ~4095ull;
 	off += (uint64_t)HS_MAX_RINGS * sizeof(struct hs_ring);
+	off += HS_SMAPS_BYTES;
 	return off;
 }
 
@@ -167,6 +189,8 @@ static inline void hs_shm_init_header(struct hs_shm_header *h, int recorder_pid)
 	off = (off + 4095) & ~4095ull;
 	h->rings_off = off;
 	off += (uint64_t)HS_MAX_RINGS * sizeof(struct hs_ring);
+	h->smaps_off = off;
+	off += HS_SMAPS_BYTES;
 	h->total_size = off;
 	h->recorder_pid = recorder_pid;
 	atomic_store(&h->nodes_used, 1);

@@ -50,6 +50,7 @@ static void record_alloc(struct pl_thread *t, unsigned kind, void *p, size_t siz
 							 .size = pack_size(p, size), .stack = stack,
 							 .kind = (uint16_t)kind, .flags = flags };
 		pl_event_publish(t, 1);
+		pl_sample_allocator(t, now);
 	}
 	errno = saved;
 }

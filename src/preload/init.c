@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "preload.h"
@@ -67,18 +68,19 @@ static void attach(void)
 		return;
 	unsetenv("HEAPSCOPE_SHM_FD");
 	restore_ld_preload();
-	struct hs_shm_header *h = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	/* raw syscalls: our own mmap hook is not ready to be called from here */
+	struct hs_shm_header *h = (void *)syscall(SYS_mmap, NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
 	if (h == MAP_FAILED) {
 		close(fd);
 		return;
 	}
 	uint64_t size = h->magic == HS_SHM_MAGIC && h->version == HS_SHM_VERSION ? h->total_size : 0;
-	munmap(h, 4096);
+	syscall(SYS_munmap, h, 4096);
 	if (size != hs_shm_size()) {
 		close(fd);
 		return;
 	}
-	h = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	h = (void *)syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
 	close(fd);
 	if (h == MAP_FAILED)
 		return;
@@ -146,6 +148,9 @@ __attribute__((destructor)) static void pl_destructor(void)
 	}
 	uint64_t now;
 	t->in_hook++;
+	atomic_store(&pl_shm->mallinfo_due, 0); /* one last allocator sample, now */
+	pl_sample_allocator(t, pl_now());
+	pl_snapshot_smaps();
 	if (pl_event_begin(t, 1, &now) == 0) {
 		struct hs_event *e = pl_event_slot(t, 0);
 		*e = (struct hs_event){ .time = now, .kind = HS_EV_EXIT };

@@ -69,6 +69,10 @@ void pl_thread_release(void);            /* the thread is exiting */
 uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags);
 void pl_stack_init(void);
 
+/* sample.c */
+void pl_sample_allocator(struct pl_thread *t, uint64_t now);
+void pl_snapshot_smaps(void);
+
 /* modules.c */
 void pl_modules_snapshot(void);
 int pl_modules_contains(uint64_t ip);

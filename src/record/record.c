@@ -135,6 +135,7 @@ int rec_record(const struct rec_options *o)
 	if (rec_find_preload(&preload) || rec_shm_create(&shm, o->no_freeres ? HS_OPT_NO_FREERES : 0))
 		goto out;
 
+	shm.h->sample_ns = o->interval_ns;
 	uint64_t t0 = clock_ns(CLOCK_MONOTONIC), start_unix = clock_ns(CLOCK_REALTIME);
 	rec_signals_setup();
 	if (rec_spawn(&child, prog, o->argv, preload, shm.fd))

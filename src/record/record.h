@@ -97,6 +97,8 @@ struct rec_drain_stats {
 	uint64_t events;           /* TR_ALLOC + TR_FREE written */
 	uint64_t allocs, frees;
 	uint64_t exit_marks;
+	uint64_t maps;       /* TR_MAP written */
+	uint64_t mallinfos;  /* TR_MALLINFO written */
 	uint64_t threads;          /* TR_THREAD written */
 	uint64_t stacks;           /* TR_STACK written */
 	uint64_t modules;          /* TR_MODULE written */

@@ -47,6 +47,8 @@ struct pend {
 	uint16_t kind;
 	uint16_t pad;
 	uint32_t thread;                  /* index into d->thr */
+	uint64_t x[3];                    /* from an HS_EV_CONT: time, addr, size */
+	uint32_t x_stack;                 /* and its stack field */
 };
 
 /* FIFO of pending events: v[head..len). */
@@ -406,11 +408,26 @@ static int write_event(struct rec_drain *d, const struct pend *e, int final)
 		}
 		return 1;
 	}
-	if (!hs_ev_is_alloc(kind) && !hs_ev_is_free(kind)) {
+	int is_map = kind >= HS_EV_MMAP && kind <= HS_EV_SBRK;
+	if (kind == HS_EV_MALLINFO) {
+		tw_begin(w, TR_MALLINFO);
+		tw_time(w, t);
+		tw_u(w, e->addr);     /* arena */
+		tw_u(w, e->x_stack);  /* ordblks */
+		tw_u(w, e->stack);    /* hblks */
+		tw_u(w, e->size);     /* hblkhd */
+		tw_u(w, e->x[1]);     /* uordblks */
+		tw_u(w, e->x[2]);     /* fordblks */
+		tw_u(w, e->x[0]);     /* keepcost */
+		tw_end(w);
+		d->st.mallinfos++;
+		return 1;
+	}
+	if (!hs_ev_is_alloc(kind) && !hs_ev_is_free(kind) && !is_map) {
 		d->st.skipped++;
 		return 1;
 	}
-	uint32_t stack = hs_ev_is_alloc(kind) ? e->stack : 0;
+	uint32_t stack = hs_ev_is_alloc(kind) || is_map ? e->stack : 0;
 	if (stack >= d->nodes_done) {
 		write_nodes(d, final);
 		if (stack >= d->nodes_done) {
@@ -430,7 +447,22 @@ static int write_event(struct rec_drain *d, const struct pend *e, int final)
 		tw_end(w);
 		d->st.threads++;
 	}
-	if (hs_ev_is_alloc(kind)) {
+	if (is_map) {
+		tw_begin(w, TR_MAP);
+		tw_time(w, t);
+		tw_u(w, th->index);
+		tw_u(w, kind - HS_EV_MMAP + TR_MAP_MMAP);
+		tw_u(w, stack);
+		tw_u(w, e->addr);
+		tw_u(w, e->size);
+		tw_u(w, e->x[1]);    /* old address or break */
+		tw_u(w, kind == HS_EV_MREMAP ? e->x[2] : 0);
+		tw_u(w, e->x_stack); /* prot */
+		tw_u(w, e->x[0]);    /* flags */
+		tw_u(w, kind == HS_EV_MMAP ? e->x[2] : 0); /* fd + 1 */
+		tw_end(w);
+		d->st.maps++;
+	} else if (hs_ev_is_alloc(kind)) {
 		tw_begin(w, TR_ALLOC);
 		tw_time(w, t);
 		tw_u(w, th->index);
@@ -580,13 +612,28 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 		struct pend *dst = q_reserve(q, n);
 		if (!dst)
 			return -ENOMEM;
+		uint64_t j = 0;
 		for (uint64_t k = 0; k < n; k++) {
 			const struct hs_event *e = &r->ev[(rs->tail + k) % HS_RING_EVENTS];
-			dst[k] = (struct pend){ .time = e->time, .addr = e->addr, .size = e->size,
-						.stack = e->stack, .kind = e->kind, .thread = rs->thread };
+			if (e->kind == HS_EV_CONT) {
+				/* published with the event before it: more of its fields */
+				if (j && hs_ev_has_cont(dst[j - 1].kind)) {
+					struct pend *p = &dst[j - 1];
+					p->x[0] = e->time;
+					p->x[1] = e->addr;
+					p->x[2] = e->size;
+					p->x_stack = e->stack;
+				} else {
+					d->st.anomalies++;
+				}
+				continue;
+			}
+			dst[j++] = (struct pend){ .time = e->time, .addr = e->addr, .size = e->size,
+						  .stack = e->stack, .kind = e->kind, .thread = rs->thread };
 		}
-		q->len += n;
-		rs->last = dst[n - 1].time;
+		q->len += j;
+		if (j)
+			rs->last = dst[j - 1].time;
 		rs->tail = head;
 		atomic_store_explicit(&r->tail, head, memory_order_release);
 	}
