@@ -414,7 +414,8 @@ static int apply(struct pass *ps, const struct trace_record *rec)
 					rec->u.symbol.nframes, rec->u.symbol.frames);
 	case TR_MODULE:
 		return model_add_module(m, rec->u.module.id, rec->u.module.bias, rec->u.module.start,
-					rec->u.module.end, rec->u.module.path);
+					rec->u.module.end, rec->u.module.path, rec->u.module.build_id,
+					rec->u.module.build_id_len);
 	case TR_PROCESS:
 		return on_process(m, rec);
 	case TR_END:

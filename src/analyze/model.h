@@ -200,6 +200,23 @@ size_t model_stack_frames(const struct model *m, size_t index, struct model_fram
  */
 const char *model_frame_label(const struct model_frame *f, char *buf, size_t len);
 
+/* A loaded object (executable or library) as the trace's module map last
+ * described it; addresses in [start, end) belong to it. */
+struct model_module {
+	uint64_t id;
+	uint64_t bias;             /* load bias: address - bias = ELF virtual address */
+	uint64_t start, end;       /* extent of its PT_LOAD segments */
+	const char *path;          /* NULL when unknown */
+	const char *build_id;      /* GNU build-id in lowercase hex, "" when none */
+};
+
+/*
+ * Writes up to max modules to out, in the order the trace first named them
+ * (the executable first). Returns how many the model has. Strings point into
+ * the model and live until model_free.
+ */
+size_t model_modules(const struct model *m, struct model_module *out, size_t max);
+
 /* Lower and upper (inclusive) size of histogram bucket i. */
 void model_bucket_range(unsigned i, uint64_t *lo, uint64_t *hi);
 

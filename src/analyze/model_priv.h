@@ -92,7 +92,8 @@ struct sym_ent {
 
 struct module_ent {
 	uint64_t id, bias, start, end;
-	const char *path; /* interned */
+	const char *path;     /* interned */
+	const char *build_id; /* interned lowercase hex, "" when none */
 };
 
 /* Per-stack state of the peak snapshot (see model.c). */
@@ -130,7 +131,7 @@ int model_grow(void **arr, size_t *cap, size_t need, size_t elem);
 /* model_stacks.c: the parts of the pass that build the symbol side. */
 int model_add_node(struct model *m, uint64_t id, uint64_t parent, uint64_t ip);
 int model_add_module(struct model *m, uint64_t id, uint64_t bias, uint64_t start, uint64_t end,
-		     const char *path);
+		     const char *path, const uint8_t *build_id, uint32_t build_id_len);
 int model_add_symbol(struct model *m, uint64_t ip, uint64_t module, uint64_t offset, uint32_t nframes,
 		     const struct trace_frame *frames);
 void model_priv_free(struct model_priv *p);

@@ -220,11 +220,19 @@ int model_add_node(struct model *m, uint64_t id, uint64_t parent, uint64_t ip)
 	return 0;
 }
 
-int model_add_module(struct model *m, uint64_t id, uint64_t bias, uint64_t start, uint64_t end, const char *path)
+int model_add_module(struct model *m, uint64_t id, uint64_t bias, uint64_t start, uint64_t end, const char *path,
+		     const uint8_t *build_id, uint32_t build_id_len)
 {
 	struct model_priv *p = m->priv;
 	int oom = 0;
+	/* hex, as readelf, file(1) and pprof show a GNU build-id */
+	char hex[2 * 64 + 1];
+	uint32_t n = !build_id ? 0 : build_id_len < 64 ? build_id_len : 64;
+	for (uint32_t k = 0; k < n; k++)
+		snprintf(hex + 2 * k, 3, "%02x", build_id[k]);
+	hex[2 * n] = 0;
 	const char *s = model_pool_intern(&p->strings, path, &oom);
+	const char *bid = model_pool_intern(&p->strings, hex, &oom);
 	if (oom)
 		return -ENOMEM;
 	/* A module list is rewritten after dlopen/dlclose: the same id replaces. */
@@ -237,7 +245,7 @@ int model_add_module(struct model *m, uint64_t id, uint64_t bias, uint64_t start
 			return -ENOMEM;
 		p->nmodules++;
 	}
-	p->modules[i] = (struct module_ent){ id, bias, start, end, s };
+	p->modules[i] = (struct module_ent){ id, bias, start, end, s, bid };
 	return 0;
 }
 
@@ -288,6 +296,16 @@ void model_priv_free(struct model_priv *p)
 	free(p->snaps);
 	free(p->argv_store);
 	free(p);
+}
+
+size_t model_modules(const struct model *m, struct model_module *out, size_t max)
+{
+	const struct model_priv *p = m->priv;
+	for (size_t i = 0; i < p->nmodules && i < max; i++) {
+		const struct module_ent *e = &p->modules[i];
+		out[i] = (struct model_module){ e->id, e->bias, e->start, e->end, e->path, e->build_id };
+	}
+	return p->nmodules;
 }
 
 /* ---- stack -> frames ------------------------------------------------------- */
