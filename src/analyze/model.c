@@ -546,3 +546,115 @@ fail:
 	model_free(m);
 	return -ENOMEM;
 }
+
+/* ---- per-stack series along the timeline: a second pass ------------------ */
+
+/* Copies the chosen stacks' live bytes into timeline point p of out. */
+static void series_put(uint64_t *out, const uint64_t *cur, size_t n, size_t np, size_t p)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i * np + p] = cur[i];
+}
+
+int model_stack_series(const struct model *m, const char *path, const size_t *idx, size_t n, uint64_t *out,
+		       char *err, size_t errlen)
+{
+	const struct model_priv *priv = m->priv;
+	size_t np = m->ntimeline, pt = 0;
+	struct trace_reader *r = NULL;
+	struct trace_record rec;
+	struct live_tab live = { 0 };
+	uint64_t live_bytes = 0, step_max = 0;
+	uint32_t *slot = NULL;
+	uint64_t *cur = NULL;
+	int ret;
+
+	if (!n || !np)
+		return 0;
+	memset(out, 0, n * np * sizeof(*out));
+	char buf[512] = "";
+	ret = trace_reader_open(&r, path, buf, sizeof(buf));
+	if (ret < 0) {
+		if (err)
+			snprintf(err, errlen, "%s", buf[0] ? buf : "out of memory");
+		return ret;
+	}
+	/* slot[stack index]: its place among the chosen, or UINT32_MAX */
+	slot = malloc((m->nstacks ? m->nstacks : 1) * sizeof(*slot));
+	cur = calloc(n, sizeof(*cur));
+	if (!slot || !cur)
+		goto oom;
+	memset(slot, 0xff, (m->nstacks ? m->nstacks : 1) * sizeof(*slot));
+	for (size_t i = 0; i < n; i++)
+		if (idx[i] < m->nstacks)
+			slot[idx[i]] = (uint32_t)i;
+
+	for (;;) {
+		rec.type = 0;
+		ret = trace_reader_next(r, &rec);
+		if (ret == 0 && rec.type == TR_STRING)
+			continue;
+		if (ret <= 0)
+			break;
+		if (rec.type != TR_ALLOC && rec.type != TR_FREE && rec.type != TR_SAMPLE)
+			continue;
+		/* The same points as the first pass's tl_advance: a record never
+		 * moves the timeline back, and a new point starts from the values
+		 * the previous one ended with. */
+		size_t b = rec.time / m->timeline_step_ns;
+		if (b >= np)
+			b = np - 1;
+		if (b > pt) {
+			for (; pt < b; pt++)
+				series_put(out, cur, n, np, pt + 1);
+			step_max = live_bytes;
+		}
+		if (rec.type == TR_ALLOC) {
+			uint64_t addr = rec.u.alloc.addr, size = rec.u.alloc.size;
+			uint32_t si = model_map_get(&priv->stack_ids, rec.u.alloc.stack);
+			if (!addr || si == IDMAP_NONE)
+				continue;
+			struct live_ent *e = live_slot(&live, addr);
+			if (!e)
+				goto oom;
+			if (e->addr) {
+				if (slot[e->stack] != UINT32_MAX)
+					cur[slot[e->stack]] -= e->size;
+				live_bytes -= e->size;
+			} else {
+				live.used++;
+			}
+			*e = (struct live_ent){ addr, size, si, 0 };
+			if (slot[si] != UINT32_MAX)
+				cur[slot[si]] += size;
+			live_bytes += size;
+			if (live_bytes > step_max) {
+				step_max = live_bytes;
+				series_put(out, cur, n, np, pt);
+			}
+		} else if (rec.type == TR_FREE && rec.u.free.addr) {
+			struct live_ent *e = live_find(&live, rec.u.free.addr);
+			if (!e)
+				continue;
+			if (slot[e->stack] != UINT32_MAX)
+				cur[slot[e->stack]] -= e->size;
+			live_bytes -= e->size;
+			live_remove(&live, e);
+		}
+	}
+	for (; pt + 1 < np; pt++)
+		series_put(out, cur, n, np, pt + 1);
+	trace_reader_close(r);
+	free(live.e);
+	free(slot);
+	free(cur);
+	return 0;
+oom:
+	if (err)
+		snprintf(err, errlen, "%s: out of memory while reading the trace", path);
+	trace_reader_close(r);
+	free(live.e);
+	free(slot);
+	free(cur);
+	return -ENOMEM;
+}

@@ -184,6 +184,20 @@ size_t model_top(const struct model *m, enum model_key key, size_t n, size_t *ou
 size_t model_ranked(const struct model *m, enum model_key key);
 
 /*
+ * Live bytes of chosen stacks along the timeline, for charts that stack the
+ * top call sites under the heap line: out[i * m->ntimeline + p] is what stack
+ * m->stacks[idx[i]] held when the heap reached its highest value within
+ * timeline point p (m->timeline[p].heap), so at each point the chosen stacks
+ * and the rest add up to that value. The model keeps no history per stack
+ * (it would grow with stacks x points), so this reads the trace at path, the
+ * one m was loaded from, a second time; a truncated trace gives what was read.
+ * out holds n * m->ntimeline values. Returns 0, or -errno with a one-line
+ * reason in err when the trace cannot be read again or memory runs out.
+ */
+int model_stack_series(const struct model *m, const char *path, const size_t *idx, size_t n, uint64_t *out,
+		       char *err, size_t errlen);
+
+/*
  * Resolves stack m->stacks[index] to frames, innermost first: the leaf's
  * address first, each address expanded to its inlined frames and then the
  * function that contains them. Writes at most max frames and returns the
