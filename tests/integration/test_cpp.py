@@ -13,7 +13,7 @@ NEWS = [("new", 40), ("new_array", 100), ("new_cookie", 56), ("new_aligned", 128
 def doc():
     path, p = T.record(T.build("cpp_new"))
     eq(p.stdout, "cpp_new: done\n", "program stdout under record")
-    return T.report_json(path)
+    return T.report_json(path, "--top", "0")
 
 
 @T.test("each new-expression is one allocation of known size")

@@ -48,7 +48,7 @@ def rust_binary():
 def rust_doc():
     csv()
     path, _ = T.record(rust_binary(), cwd=CSV_DIR)
-    return T.report_json(path)
+    return T.report_json(path, "--top", "0")
 
 
 @T.test("rust: top peak entry is split_str / to_string at main.rs")
@@ -74,6 +74,18 @@ def _():
     eq(s.get("exit_code"), 0, "summary.exit_code")
 
 
+@T.test("rust: split_str makes one String per field and one Vec per line")
+def _():
+    rows, d = csv(), rust_doc()
+    split_line = T.line_of(RUST_SRC, "s.split(',').map(str::to_string).collect()")
+    at_split = T.entries_at(d, "allocations", "main.rs", split_line)
+    strings = [e for e in at_split if any("to_string" in T.fn(f) for f in e["stack"])]
+    eq((sum(e["count"] for e in strings), sum(e["bytes"] for e in strings)),
+       (LINES * COLUMNS, sum(len(x) for r in rows for x in r)), "to_string (count, bytes)")
+    # collect() allocates 4 slots, then grows to 8 at the fifth field: 2 calls a line.
+    eq(sum(e["count"] for e in at_split), LINES * COLUMNS + 2 * LINES, "allocations at split_str")
+
+
 @T.test("rust: valgrind agrees")
 def _():
     T.agrees_with_valgrind(rust_doc()["summary"], rust_binary(), cwd=CSV_DIR)
@@ -91,7 +103,7 @@ def c_binary():
 def c_doc():
     csv()
     path, _ = T.record(c_binary(), cwd=CSV_DIR)
-    return T.report_json(path)
+    return T.report_json(path, "--top", "0")
 
 
 def totals_at(d, line):

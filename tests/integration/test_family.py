@@ -19,7 +19,7 @@ CALLS = [("calloc", 1, 120), ("realloc_null", 1, 40), ("grow_base", 1, 1000),
 def doc():
     path, p = T.record(T.build("family"))
     eq(p.stdout, "family: done\n", "program stdout under record")
-    return T.report_json(path)
+    return T.report_json(path, "--top", "0")
 
 
 @T.test("summary has the exact totals")

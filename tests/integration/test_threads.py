@@ -18,7 +18,7 @@ def prog():
 def doc():
     path, p = T.record(prog())
     eq(p.stdout, "threads: joined\n", "program stdout under record")
-    return T.report_json(path)
+    return T.report_json(path, "--top", "0")
 
 
 @T.test("the workers' allocations are all there")
