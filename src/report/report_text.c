@@ -127,13 +127,48 @@ static const char *frame_name(const struct model_frame *f, char *label, size_t l
 	return l;
 }
 
+/* Code the user did not write: another object than the program, or
+ * library source compiled into it (Rust's std, C++ headers, crates). */
+static int library_frame(const struct model *m, const struct model_frame *f)
+{
+	static const char *const lib_dirs[] = { "/rustc/", "/.cargo/registry/", "/usr/include/", "/usr/lib/" };
+	if (!f->module || !m->sum.program || strcmp(f->module, m->sum.program))
+		return 1;
+	if (!f->file)
+		return 0;
+	for (size_t i = 0; i < sizeof(lib_dirs) / sizeof(lib_dirs[0]); i++)
+		if (!strncmp(f->file, lib_dirs[i], strlen(lib_dirs[i])) || strstr(f->file, lib_dirs[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * When a stack is deeper than --depth and starts with library frames (the
+ * allocator, Vec's growth, std::string), keep the first one, fold the rest
+ * into one line and spend the depth on the program's own frames: that is
+ * where the user can change something.
+ */
+static size_t fold_library(const struct model *m, struct model_frame *frames, size_t n, size_t depth,
+			   size_t *folded)
+{
+	size_t own = 0;
+	*folded = 0;
+	if (!depth || n <= depth)
+		return 0;
+	while (own < n && library_frame(m, &frames[own]))
+		own++;
+	if (own < 2 || own == n)
+		return 0;
+	*folded = own - 1;
+	return 1;
+}
+
 static void put_stack(FILE *out, const struct model *m, size_t idx, size_t depth, struct model_frame *frames)
 {
 	char label[256], name[4096], loc[512];
-	size_t max = depth && depth < FRAMES_CAP ? depth : FRAMES_CAP;
-	size_t total = model_stack_frames(m, idx, frames, max);
-	size_t n = total < max ? total : max;
-	size_t width = 0, w;
+	size_t total = model_stack_frames(m, idx, frames, FRAMES_CAP);
+	size_t n = total < FRAMES_CAP ? total : FRAMES_CAP;
+	size_t width = 0, w, folded = 0;
 	/* What runs main (__libc_start_main, _start) is the same in every
 	 * stack: the text stops at main; JSON keeps every frame. */
 	for (size_t i = 0; i < n; i++) {
@@ -143,6 +178,13 @@ static void put_stack(FILE *out, const struct model *m, size_t idx, size_t depth
 			break;
 		}
 	}
+	if (fold_library(m, frames, n, depth, &folded)) {
+		memmove(frames + 1, frames + 1 + folded, (n - 1 - folded) * sizeof(*frames));
+		n -= folded;
+	}
+	size_t shown_total = n;
+	if (depth && n > depth)
+		n = depth;
 	/* names up to FUNC_COL_MAX set the column; longer ones put their
 	 * location on the next line */
 	for (size_t i = 0; i < n; i++) {
@@ -153,6 +195,9 @@ static void put_stack(FILE *out, const struct model *m, size_t idx, size_t depth
 	for (size_t i = 0; i < n; i++) {
 		const struct model_frame *f = &frames[i];
 		const char *l = frame_name(f, label, sizeof(label), name, sizeof(name), &w);
+		if (i == 1 && folded)
+			fprintf(out, "        ... %zu library %s (--depth 0 shows them)\n", folded,
+				plural(folded, "frame", "frames"));
 		fputs("        ", out);
 		report_put_text(out, l);
 		if (f->flags & MODEL_FRAME_INLINED)
@@ -165,9 +210,9 @@ static void put_stack(FILE *out, const struct model *m, size_t idx, size_t depth
 		put_safe(out, loc);
 		putc('\n', out);
 	}
-	if (total > n)
-		fprintf(out, "        ... %zu more %s (--depth %zu shows them)\n", total - n,
-			plural(total - n, "frame", "frames"), total);
+	if (shown_total > n)
+		fprintf(out, "        ... %zu more %s (--depth %zu shows them)\n", shown_total - n,
+			plural(shown_total - n, "frame", "frames"), total);
 }
 
 static void heading(FILE *out, const char *name, const char *what)
