@@ -1,3 +1,274 @@
-/* Placeholder until the export command lands. */
+/*
+ * cmd_export.c: `heapscope export FILE --format F [-o OUT]`: a trace in the
+ * formats other tools read: pprof, speedscope, massif, folded stacks, and
+ * the JSON report. Every format is written from the one model.
+ * Exit status: 0 written (also for a truncated trace, with a warning), 1 the
+ * trace cannot be read or the output cannot be written, 2 bad usage.
+ */
 #include "cli.h"
-int cmd_export(int argc, char **argv) { (void)argc; (void)argv; cli_error("export: not built yet"); return 2; }
+#include "analyze/model.h"
+#include "report/folded.h"
+#include "report/massif.h"
+#include "report/pprof.h"
+#include "report/report.h"
+#include "report/speedscope.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define USAGE                                                                                      \
+	"usage: heapscope export FILE --format pprof|speedscope|massif|folded|json [-o OUT]"        \
+	" [--metric " FOLDED_METRICS "] [--top N] [--depth N]"
+
+enum format { FMT_NONE, FMT_PPROF, FMT_SPEEDSCOPE, FMT_MASSIF, FMT_FOLDED, FMT_JSON };
+
+static const struct {
+	const char *name;
+	enum format fmt;
+} formats[] = {
+	{ "pprof", FMT_PPROF }, { "speedscope", FMT_SPEEDSCOPE }, { "massif", FMT_MASSIF },
+	{ "folded", FMT_FOLDED }, { "json", FMT_JSON },
+};
+
+static void help(void)
+{
+	printf("%s\n\n"
+	       "Writes a trace in another tool's format (docs/outputs.md):\n\n"
+	       "  pprof       gzip'd profile.proto for go tool pprof and pprof's web UI;\n"
+	       "              sample types alloc_*, inuse_* (live at exit), peak_*, temporary_*\n"
+	       "  speedscope  speedscope's JSON: one profile per metric\n"
+	       "  massif      valgrind massif's massif.out, for ms_print and massif-visualizer\n"
+	       "  folded      folded stacks for flamegraph.pl and inferno (--metric, default peak)\n"
+	       "  json        the same as 'heapscope report --json' (--top, --depth)\n\n"
+	       "  -o OUT      the file to write (default: standard output; pprof needs a\n"
+	       "              file or a pipe); it is replaced only once complete\n"
+	       "  --metric M  folded: %s\n"
+	       "  --top N     json: stacks per section (default %d; 0 = all)\n"
+	       "  --depth N   json: frames per stack (default all; 0 = all)\n\n"
+	       "Exit status: 0 written (a truncated trace is exported with a warning), 1 the\n"
+	       "trace cannot be read or the output cannot be written, 2 bad usage.\n",
+	       USAGE, FOLDED_METRICS, REPORT_JSON_TOP);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("heapscope: export: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("; " USAGE "\n", stderr);
+	return 2;
+}
+
+/* Matches "--name VALUE" and "--name=VALUE"; advances *i past the value. */
+static int opt_value(int argc, char **argv, int *i, const char *name, const char **val)
+{
+	size_t n = strlen(name);
+	if (strncmp(argv[*i], name, n))
+		return 0;
+	if (argv[*i][n] == '=') {
+		*val = argv[*i] + n + 1;
+		return 1;
+	}
+	if (argv[*i][n])
+		return 0;
+	*val = *i + 1 < argc ? argv[++*i] : NULL;
+	return 1;
+}
+
+static int parse_count(const char *s, size_t *out)
+{
+	char *end;
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v > 1000000000ull)
+		return -1;
+	*out = (size_t)v;
+	return 0;
+}
+
+/* Loads the trace; on failure says why and what to do, and returns NULL. */
+static struct model *load(const char *path)
+{
+	struct stat st;
+	struct model *m;
+	char err[600];
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		cli_error("%s: is a directory; give the trace file that 'heapscope record' wrote", path);
+		return NULL;
+	}
+	int ret = model_load(&m, path, err, sizeof(err));
+	if (ret == -ENOENT)
+		cli_error("%s; check the path, or record a trace with 'heapscope record -o %s -- PROGRAM'", err, path);
+	else if (ret == -EACCES || ret == -EPERM)
+		cli_error("%s; check the file's permissions", err);
+	else if (ret == -ENOMEM)
+		cli_error("%s; free memory or use a machine with more", err);
+	else if (ret < 0)
+		cli_error(strchr(err, ';') ? "%s" : "%s; is it a trace written by 'heapscope record'?", err);
+	if (ret < 0)
+		return NULL;
+	if (m->sum.gap == MODEL_GAP_CORRUPT) {
+		cli_error("%s: %s; the file is damaged: record the program again", path, m->sum.incomplete_reason);
+		model_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+struct export_opts {
+	enum format fmt;
+	enum model_key metric;
+	struct report_opts report;
+};
+
+static int write_format(FILE *out, const struct model *m, const struct export_opts *o)
+{
+	switch (o->fmt) {
+	case FMT_PPROF:
+		return pprof_write(out, m);
+	case FMT_SPEEDSCOPE:
+		return speedscope_write(out, m, o->report.trace);
+	case FMT_MASSIF:
+		return massif_write(out, m);
+	case FMT_FOLDED:
+		return folded_write(out, m, o->metric);
+	case FMT_JSON:
+		return report_json(out, m, &o->report);
+	case FMT_NONE:
+		break;
+	}
+	return -EINVAL;
+}
+
+/*
+ * Writes into a temporary file next to path and renames it over path once
+ * complete, so a failed export never leaves half a file under its name.
+ */
+static int write_file(const char *path, const struct model *m, const struct export_opts *o)
+{
+	size_t n = strlen(path);
+	char *tmp = malloc(n + sizeof(".XXXXXX"));
+	if (!tmp) {
+		cli_error("out of memory; free memory or use a machine with more");
+		return 1;
+	}
+	memcpy(tmp, path, n);
+	memcpy(tmp + n, ".XXXXXX", sizeof(".XXXXXX"));
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		cli_error("cannot create %s: %s; check that its directory exists and is writable", path,
+			  strerror(errno));
+		free(tmp);
+		return 1;
+	}
+	/* mkstemp makes 0600; an export is an ordinary file */
+	mode_t mask = umask(0);
+	umask(mask);
+	fchmod(fd, 0666 & ~mask);
+	FILE *out = fdopen(fd, "wb");
+	int ret = out ? write_format(out, m, o) : -errno;
+	if (out && fclose(out) && !ret)
+		ret = errno ? -errno : -EIO;
+	else if (!out)
+		close(fd);
+	if (!ret && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret) {
+		unlink(tmp);
+		cli_error("cannot write %s: %s; check the free space and the destination", path, strerror(-ret));
+	}
+	free(tmp);
+	return ret ? 1 : 0;
+}
+
+int cmd_export(int argc, char **argv)
+{
+	const char *path = NULL, *out = NULL, *val, *metric = NULL;
+	int no_more_opts = 0, top_set = 0;
+	struct export_opts o = { .fmt = FMT_NONE, .metric = MODEL_BY_PEAK };
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (no_more_opts || a[0] != '-' || !a[1]) {
+			if (path)
+				return usage_error("more than one trace given ('%s')", a);
+			path = a;
+		} else if (!strcmp(a, "--")) {
+			no_more_opts = 1;
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			help();
+			return 0;
+		} else if (opt_value(argc, argv, &i, "--format", &val) || opt_value(argc, argv, &i, "-f", &val)) {
+			size_t k;
+			if (!val)
+				return usage_error("--format needs a format");
+			for (k = 0; k < sizeof(formats) / sizeof(formats[0]); k++)
+				if (!strcmp(val, formats[k].name))
+					break;
+			if (k == sizeof(formats) / sizeof(formats[0]))
+				return usage_error("unknown format '%s'", val);
+			o.fmt = formats[k].fmt;
+		} else if (opt_value(argc, argv, &i, "--output", &val) || opt_value(argc, argv, &i, "-o", &val)) {
+			if (!val || !*val)
+				return usage_error("-o needs a file name");
+			out = val;
+		} else if (opt_value(argc, argv, &i, "--metric", &val)) {
+			if (!val || folded_metric_parse(val, &o.metric) < 0)
+				return val ? usage_error("unknown metric '%s'", val) : usage_error("--metric needs a metric");
+			metric = val;
+		} else if (opt_value(argc, argv, &i, "--top", &val)) {
+			if (parse_count(val, &o.report.top) < 0)
+				return usage_error("--top needs a number of stacks");
+			top_set = 1;
+		} else if (opt_value(argc, argv, &i, "--depth", &val)) {
+			if (parse_count(val, &o.report.depth) < 0)
+				return usage_error("--depth needs a number of frames");
+		} else {
+			return usage_error("unknown option '%s'", a);
+		}
+	}
+	if (!path)
+		return usage_error("no trace file given");
+	if (o.fmt == FMT_NONE)
+		return usage_error("no --format given");
+	if (metric && o.fmt != FMT_FOLDED)
+		return usage_error("--metric is for --format folded; the other formats hold every metric");
+	if (!top_set)
+		o.report.top = REPORT_JSON_TOP;
+	o.report.trace = path;
+	if (out && !strcmp(out, "-"))
+		out = NULL;
+	if (!out && o.fmt == FMT_PPROF && isatty(STDOUT_FILENO)) {
+		cli_error("export: pprof is binary (gzip); give a file with -o, e.g. -o profile.pb.gz");
+		return 2;
+	}
+
+	struct model *m = load(path);
+	if (!m)
+		return 1;
+	int status;
+	if (out) {
+		status = write_file(out, m, &o);
+	} else {
+		int ret = write_format(stdout, m, &o);
+		if (ret < 0)
+			cli_error("cannot write the export: %s; check the output's destination", strerror(-ret));
+		status = ret < 0;
+	}
+	if (!status && !m->sum.complete)
+		cli_error("%s: incomplete trace: %s; the export covers what was recorded", path,
+			  m->sum.incomplete_reason);
+	model_free(m);
+	return status;
+}

@@ -1,0 +1,22 @@
+/*
+ * massif.h: the model as valgrind massif's output file (`heapscope export
+ * --format massif`), which ms_print and massif-visualizer read.
+ */
+#ifndef HS_MASSIF_H
+#define HS_MASSIF_H
+
+#include "analyze/model.h"
+
+#include <stdio.h>
+
+/*
+ * Writes m to out as a massif.out file: a snapshot per point of the model's
+ * timeline (the live heap, the highest in each step), a detailed tree of
+ * what was live at the peak heap (heap_tree=peak) and one of what was live
+ * at exit (the leaks, the last snapshot). Times are in milliseconds since
+ * the start; mem_heap_extra_B and mem_stacks_B are 0 (heapscope counts
+ * requested bytes). Returns 0, -ENOMEM, or -errno / -EIO when writing failed.
+ */
+int massif_write(FILE *out, const struct model *m);
+
+#endif
