@@ -137,8 +137,11 @@ static int write_format(FILE *out, const struct model *m, const struct export_op
 	switch (o->fmt) {
 	case FMT_PPROF:
 		return pprof_write(out, m);
-	case FMT_SPEEDSCOPE:
-		return speedscope_write(out, m, o->report.trace);
+	case FMT_SPEEDSCOPE: {
+		/* the title speedscope shows: the trace's file name */
+		const char *b = strrchr(o->report.trace, '/');
+		return speedscope_write(out, m, b && b[1] ? b + 1 : o->report.trace);
+	}
 	case FMT_MASSIF:
 		return massif_write(out, m);
 	case FMT_FOLDED:
