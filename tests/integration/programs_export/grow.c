@@ -13,9 +13,9 @@
  * Totals, base / new: allocations 65 / 89, frees 55 / 74, allocated
  * 11,784 / 21,272 B, temporary 50 / 70, peak 6,884 / 14,372 B, leaked
  * 640 / 960 B in 10 / 15 blocks.
- * The new build's extra code comes first, so every line number moves: the
- * diff matches stacks by function and file, not by line or address.
- * No stdio: its buffers would add allocations.
+ * test_diff.py builds the new one from a copy with lines added at the top:
+ * every address and line number moves, and the diff still matches stacks
+ * by function and file. No stdio: its buffers would add allocations.
  */
 #include <stdlib.h>
 #include <unistd.h>
