@@ -35,6 +35,7 @@ struct trace_reader {
 	/* TR_STRING table, indexed by id */
 	char **strings;
 	size_t nstrings;
+	uint64_t strings_read; /* TR_STRING records so far: bounds the next id */
 };
 
 static int fail(struct trace_reader *r, const char *fmt, ...)
@@ -227,8 +228,11 @@ static size_t get_str_off(struct trace_reader *r, uint32_t *len_out)
 
 static int store_string(struct trace_reader *r, uint64_t id, const char *s, size_t len)
 {
-	if (id > (1u << 28))
+	/* Ids are dense (1, 2, 3, ...): a larger one would size the table from
+	 * a few bytes of input (8 bytes per id), so it is corrupt. */
+	if (id > r->strings_read + 1 || id > (1u << 28))
 		return fail(r, "corrupt string id %llu", (unsigned long long)id);
+	r->strings_read++;
 	if (id >= r->nstrings) {
 		size_t n = r->nstrings ? r->nstrings : 64;
 		while (n <= id)

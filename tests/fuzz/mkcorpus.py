@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""mkcorpus.py: makes the seed corpora of the fuzz targets from real traces.
+
+Records the small programs of tests/programs with build/heapscope, then
+writes, for each trace:
+
+  corpus/trace/NAME.trace  the trace, re-encoded block by block (same records)
+  corpus/trace/NAME.raw    its raw records, all blocks' worth: fuzz_trace wraps
+                           input without the magic into one zstd block
+  corpus/symbols/NAME.sym  its TR_STRING and TR_SYMBOL records, with the ips
+                           mapped onto the trie that fuzz_symbols.c builds
+
+plus a few hand-made seeds for the records the recorder does not write yet
+(TR_MAP, TR_MALLINFO, TR_SMAPS) and for truncated files. Paths are rewritten
+so the corpus names no directory of the machine it was made on.
+
+usage: tests/fuzz/mkcorpus.py [OUTDIR]   (default tests/fuzz/corpus; needs zstd(1))
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HEAPSCOPE = os.path.join(ROOT, os.environ.get("HEAPSCOPE_BUILD", "build"), "heapscope")
+PROGRAMS = ["known", "threads", "family", "exit3", "abort", "pvalloc", "cpp_new"]
+MAGIC = b"HEAPSCP\0"
+
+# fuzz_symbols.h, mirrored
+FZ_SYM_NODES = 16
+FZ_SYM_MODULES = 3
+
+
+def fz_sym_ip(k):
+    return 0x400000 * (1 + k % FZ_SYM_MODULES) + 0x1000 + 0x10 * k
+
+
+# ---- varints and records ----------------------------------------------------
+
+def get_u(b, pos):
+    v, shift = 0, 0
+    while True:
+        c = b[pos]
+        pos += 1
+        v |= (c & 0x7F) << shift
+        if not c & 0x80:
+            return v, pos
+        shift += 7
+
+
+def put_u(v):
+    out = bytearray()
+    while True:
+        c = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(c | 0x80)
+        else:
+            out.append(c)
+            return bytes(out)
+
+
+# Field layouts of docs/trace-format.md: u = varint, s = length + bytes.
+LAYOUT = {
+    1: "uuuus", 2: "uuuuss", 3: "uuu", 4: "uuu", 16: "uuuuuuu", 17: "uuuu", 18: "uu",
+    19: "u", 20: "uuuuuuuuuuu", 21: "uuuuuuuu", 32: "us", 48: "uuuuuuu",
+}
+
+
+def decode(raw):
+    """Yields records as (type, [fields]); strings are bytes."""
+    pos = 0
+    while pos < len(raw):
+        t = raw[pos]
+        pos += 1
+        f = []
+        if t in LAYOUT:
+            for kind in LAYOUT[t]:
+                v, pos = get_u(raw, pos)
+                if kind == "s":
+                    f.append(bytes(raw[pos:pos + v]))
+                    pos += v
+                else:
+                    f.append(v)
+            if t == 1:  # argc, argv
+                argc, pos = get_u(raw, pos)
+                f.append(argc)
+                for _ in range(argc):
+                    n, pos = get_u(raw, pos)
+                    f.append(bytes(raw[pos:pos + n]))
+                    pos += n
+        elif t == 22:  # dt reason n {start end offset perms path 8 sizes}
+            for _ in range(3):
+                v, pos = get_u(raw, pos)
+                f.append(v)
+            for _ in range(f[2]):
+                for kind in "uuussuuuuuuuu":
+                    v, pos = get_u(raw, pos)
+                    if kind == "s":
+                        f.append(bytes(raw[pos:pos + v]))
+                        pos += v
+                    else:
+                        f.append(v)
+        elif t == 33:  # ip module offset n {function file line flags}
+            for _ in range(4):
+                v, pos = get_u(raw, pos)
+                f.append(v)
+            for _ in range(4 * f[3]):
+                v, pos = get_u(raw, pos)
+                f.append(v)
+        else:
+            raise ValueError(f"unknown record type {t} at {pos - 1}")
+        yield t, f
+
+
+def encode(t, f):
+    out = bytearray([t])
+    for v in f:
+        if isinstance(v, bytes):
+            out += put_u(len(v)) + v
+        else:
+            out += put_u(v)
+    return bytes(out)
+
+
+def blocks(path):
+    """The raw bytes of each block of a trace file."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    assert data[:8] == MAGIC, path
+    pos, out = 16, []
+    while pos + 8 <= len(data):
+        clen = int.from_bytes(data[pos:pos + 4], "little")
+        rlen = int.from_bytes(data[pos + 4:pos + 8], "little")
+        frame = data[pos + 8:pos + 8 + clen]
+        raw = subprocess.run(["zstd", "-dcq"], input=frame, stdout=subprocess.PIPE, check=True).stdout
+        assert len(raw) == rlen
+        out.append(raw)
+        pos += 8 + clen
+    return out
+
+
+def compress(raw):
+    return subprocess.run(["zstd", "-cq", "-3", "--check"], input=raw, stdout=subprocess.PIPE, check=True).stdout
+
+
+def trace_file(blks):
+    out = bytearray(MAGIC + (2).to_bytes(4, "little") + (0).to_bytes(4, "little"))
+    for raw in blks:
+        comp = compress(raw)
+        out += len(comp).to_bytes(4, "little") + len(raw).to_bytes(4, "little") + comp
+    return bytes(out)
+
+
+# ---- seeds ------------------------------------------------------------------
+
+def scrub(b, subst):
+    for old, new in subst:
+        b = b.replace(old, new)
+    return b
+
+
+def scrubbed_blocks(path, subst):
+    out = []
+    for raw in blocks(path):
+        recs = [(t, [scrub(v, subst) if isinstance(v, bytes) else v for v in f]) for t, f in decode(raw)]
+        out.append(b"".join(encode(t, f) for t, f in recs))
+    return out
+
+
+def symbol_seed(blks):
+    """The symbol table, its ips mapped onto fuzz_symbols.c's nodes."""
+    out, ips = bytearray(), {}
+    for raw in blks:
+        for t, f in decode(raw):
+            if t == 32:
+                out += encode(t, f)
+            elif t == 33:
+                ip = ips.setdefault(f[0], fz_sym_ip(1 + len(ips) % FZ_SYM_NODES))
+                mod = 1 + (ip // 0x400000 - 1) % FZ_SYM_MODULES
+                out += encode(t, [ip, mod, ip - 0x400000 * mod] + f[3:])
+    return bytes(out)
+
+
+def handmade():
+    """Raw record streams for what real traces do not hold yet."""
+    proc = encode(1, [7, 1700000000000000000, 4096, 10000000, b"/bin/prog", 1, b"prog"])
+    thread = encode(3, [5, 0, 8])
+    stack = encode(4, [1, 0, 0x401000])
+    maps = [encode(20, [10, 0, k, 1, 0x7f0000000000, 8192, 0x7f0000001000, 4096, 3, 0x22, 0])
+            for k in (1, 2, 3, 4, 5)]
+    mallinfo = encode(21, [10, 135168, 1, 0, 0, 1024, 134144, 134000])
+    smaps = encode(22, [10, 1, 3,
+                        0x400000, 0x401000, 0, b"r-xp", b"/bin/prog", 4096, 4096, 0, 0, 4096, 0, 0, 0,
+                        0x600000, 0x621000, 0, b"rw-p", b"[heap]", 8192, 8192, 0, 0, 0, 8192, 8192, 0,
+                        0x7ffc0000, 0x7ffc1000, 0, b"rw-p", b"", 0, 0, 0, 0, 0, 0, 0, 4096])
+    smaps_exit = encode(22, [10, 2, 1, 0x600000, 0x621000, 0, b"rw-p", b"[anon:x]", 1, 2, 3, 4, 5, 6, 7, 8])
+    alloc = encode(16, [1, 0, 1, 1, 100, 0x600010, 12])
+    free = encode(17, [1, 0, 32, 0x600010])
+    end = encode(48, [1, 0, 0, 2, 0, 0, 0])
+    return {
+        "maps": proc + thread + stack + b"".join(maps) + alloc + free + end,
+        "mallinfo_smaps": proc + mallinfo + smaps + thread + alloc + smaps_exit + mallinfo + end,
+        "interrupted": proc + thread + alloc + encode(48, [1, 2, 0, 1, 0, 0, 1]),
+    }
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "fuzz", "corpus")
+    if not shutil.which("zstd"):
+        sys.exit("mkcorpus: needs zstd(1) (Debian package zstd)")
+    if not os.access(HEAPSCOPE, os.X_OK):
+        sys.exit(f"mkcorpus: {HEAPSCOPE} is not built (run make)")
+    for sub in ("trace", "symbols"):
+        os.makedirs(os.path.join(out, sub), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="hs-corpus-")
+    subst = [(os.path.join(ROOT, "").encode(), b""), (ROOT.encode(), b"."),
+             (os.path.join(tmp, "").encode(), b"/tmp/")]
+    try:
+        for name in PROGRAMS:
+            src = os.path.join(ROOT, "tests", "programs", name)
+            exe = os.path.join(tmp, name)
+            cc = ["g++", src + ".cpp"] if os.path.exists(src + ".cpp") else ["cc", src + ".c", "-lpthread"]
+            subprocess.run(cc[:2] + ["-O2", "-g", f"-fdebug-prefix-map={ROOT}=.", "-o", exe] + cc[2:],
+                           check=True)
+            hst = os.path.join(tmp, name + ".hst")
+            subprocess.run([HEAPSCOPE, "record", "-o", hst, "--", exe], cwd=tmp,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            blks = scrubbed_blocks(hst, subst)
+            whole = trace_file(blks)
+            with open(os.path.join(out, "trace", name + ".trace"), "wb") as fh:
+                fh.write(whole)
+            with open(os.path.join(out, "trace", name + ".raw"), "wb") as fh:
+                fh.write(b"".join(blks))
+            with open(os.path.join(out, "symbols", name + ".sym"), "wb") as fh:
+                fh.write(symbol_seed(blks))
+            if name == "known":
+                # cut inside the last block, and after the first one
+                with open(os.path.join(out, "trace", "known-cut.trace"), "wb") as fh:
+                    fh.write(whole[:len(whole) - 7])
+                with open(os.path.join(out, "trace", "known-header.trace"), "wb") as fh:
+                    fh.write(whole[:16 + 8])
+        for name, raw in handmade().items():
+            with open(os.path.join(out, "trace", name + ".raw"), "wb") as fh:
+                fh.write(raw)
+            with open(os.path.join(out, "trace", name + ".trace"), "wb") as fh:
+                fh.write(trace_file([raw]))
+    finally:
+        shutil.rmtree(tmp, True)
+
+
+if __name__ == "__main__":
+    main()
