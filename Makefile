@@ -84,3 +84,51 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- fuzzing and sanitizers (tests/fuzz/, tests/sanitize.sh, bench/FUZZING.md)
+# The same sources built twice more, each tree of its own: build-fuzz/ for
+# libFuzzer (clang), build-asan/ with ASan+UBSan for the CLI, the unit tests
+# and the corpus replay (clang, else gcc). Neither builds the preload library.
+FUZZ_CC ?= clang
+SAN_CC ?= $(shell command -v clang >/dev/null 2>&1 && echo clang || echo gcc)
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_TARGETS := fuzz_trace fuzz_symbols $(if $(wildcard src/procfs/*.h),fuzz_smaps)
+FUZZ_MAIN ?= tests/fuzz/replay.c
+
+.PHONY: fuzz fuzz-fast fuzz-replay sanitize sanitize-build
+
+# Only the readers and the outputs they feed: a target builds while other
+# parts of the tree are half-way through a change.
+FUZZ_SRC := $(wildcard src/trace/*.c src/analyze/*.c src/procfs/*.c) \
+	src/report/report_fmt.c src/report/report_json.c src/report/report_text.c
+FUZZ_OBJ = $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h tests/fuzz/replay.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(FUZZ_MAIN) $(FUZZ_OBJ) $(PKG_LIBS) -lm
+
+# libFuzzer binaries, build-fuzz/fuzz/fuzz_*: see bench/FUZZING.md to run them.
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CFLAGS="-O1 -g" FUZZ_MAIN=-fsanitize=fuzzer \
+		CC="$(FUZZ_CC) -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
+		$(FUZZ_TARGETS:%=build-fuzz/fuzz/%)
+
+# The targets with a plain main() that replays files: build-asan/fuzz/fuzz_*.
+fuzz-replay:
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" CC="$(SAN_CC) $(SAN_FLAGS)" \
+		$(FUZZ_TARGETS:%=build-asan/fuzz/%)
+
+sanitize-build: fuzz-replay
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" CC="$(SAN_CC) $(SAN_FLAGS)" \
+		build-asan/heapscope unit
+
+# ASan+UBSan: unit tests, reports of real traces, corpus replay.
+sanitize: all
+	@sh tests/sanitize.sh
+
+# The long run's build: libFuzzer with UBSan only (ASan's shadow work on the
+# reader's 9 MiB of buffers per open costs 10x); its corpus is replayed under ASan.
+fuzz-fast:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz-fast CFLAGS="-O1 -g" FUZZ_MAIN=-fsanitize=fuzzer \
+		CC="$(FUZZ_CC) -fsanitize=fuzzer-no-link,undefined -fno-sanitize-recover=all" \
+		$(FUZZ_TARGETS:%=build-fuzz-fast/fuzz/%)
