@@ -13,7 +13,7 @@
  * Writes m to out as a massif.out file: a snapshot per point of the model's
  * timeline (the live heap, the highest in each step), a detailed tree of
  * what was live at the peak heap (heap_tree=peak) and one of what was live
- * at exit (the leaks, the last snapshot). Times are in milliseconds since
+ * at exit (the leaks, the last detailed one). Times are in milliseconds since
  * the start; mem_heap_extra_B and mem_stacks_B are 0 (heapscope counts
  * requested bytes). Returns 0, -ENOMEM, or -errno / -EIO when writing failed.
  */
