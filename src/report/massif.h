@@ -12,11 +12,10 @@
 /*
  * Writes m to out as a massif.out file: snapshots along the model's timeline
  * (at most 96, each the highest live heap of the steps it covers), a
- * detailed tree of
- * what was live at the peak heap (heap_tree=peak) and one of what was live
- * at exit (the leaks, the last detailed one). Times are in milliseconds since
- * the start; mem_heap_extra_B and mem_stacks_B are 0 (heapscope counts
- * requested bytes). Returns 0, -ENOMEM, or -errno / -EIO when writing failed.
+ * detailed tree of what was live at the peak heap (heap_tree=peak) and one
+ * of what was live at exit (the leaks, the last detailed one). Times are in
+ * milliseconds since the start; mem_heap_extra_B and mem_stacks_B are 0
+ * (heapscope counts requested bytes). Returns 0, -ENOMEM, or -errno / -EIO when writing failed.
  */
 int massif_write(FILE *out, const struct model *m);
 
