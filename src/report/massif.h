@@ -15,7 +15,8 @@
  * detailed tree of what was live at the peak heap (heap_tree=peak) and one
  * of what was live at exit (the leaks, the last detailed one). Times are in
  * milliseconds since the start; mem_heap_extra_B and mem_stacks_B are 0
- * (heapscope counts requested bytes). Returns 0, -ENOMEM, or -errno / -EIO when writing failed.
+ * (heapscope counts requested bytes). Returns 0, -ENOMEM, or -errno / -EIO
+ * when writing failed.
  */
 int massif_write(FILE *out, const struct model *m);
 
