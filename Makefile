@@ -12,7 +12,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs libdw libelf libzstd zlib 2>/dev/null)
 
 PRELOAD_SRC := $(wildcard src/preload/*.c)
-CORE_SRC := $(wildcard src/trace/*.c src/record/*.c src/symbols/*.c src/analyze/*.c src/report/*.c)
+CORE_SRC := $(wildcard src/trace/*.c src/record/*.c src/symbols/*.c src/analyze/*.c src/report/*.c src/procfs/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 

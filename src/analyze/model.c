@@ -22,17 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* ---- live blocks: addr -> (stack, size, thread); addr 0 marks an empty slot */
-
-struct live_ent {
-	uint64_t addr, size;
-	uint32_t stack, thread;
-};
-
-struct live_tab {
-	struct live_ent *e;
-	size_t cap, used; /* cap is a power of two */
-};
+/* ---- live blocks (struct live_ent, model_priv.h) ------------------------- */
 
 static struct live_ent *live_find(struct live_tab *t, uint64_t addr)
 {
@@ -118,12 +108,15 @@ static void live_remove(struct live_tab *t, struct live_ent *ent)
 struct thread_state {
 	uint64_t last; /* address of its latest allocation, if has_last */
 	int has_last;
+	uint32_t pend_chain; /* its last event freed a block by realloc: the chain */
+	uint64_t pend_addr;  /* and that block's address */
 };
 
 struct pass {
 	struct model *m;
 	struct live_tab live;
 	uint64_t live_bytes, live_blocks;
+	uint64_t live_slack; /* usable - requested of the live blocks */
 	uint64_t epoch; /* peak epoch, see the top of this file */
 	int exit_seen;
 	struct idmap thread_ids; /* thread -> threads[] */
@@ -182,7 +175,7 @@ static int thread_for(struct pass *ps, uint64_t thread, uint32_t *out)
 		if (model_grow((void **)&ps->threads, &ps->threads_cap, ps->nthreads + 1, sizeof(*ps->threads)) < 0)
 			return -ENOMEM;
 		i = (uint32_t)ps->nthreads++;
-		ps->threads[i] = (struct thread_state){ 0, 0 };
+		ps->threads[i] = (struct thread_state){ 0, 0, 0, 0 };
 		if (model_map_put(&ps->thread_ids, thread, i) < 0)
 			return -ENOMEM;
 	}
@@ -256,11 +249,21 @@ static int on_alloc(struct pass *ps, const struct trace_record *rec)
 	struct model_stack *st = &m->stacks[si];
 	st->allocations++;
 	st->allocated_bytes += size;
-	ps->threads[ti].last = addr;
-	ps->threads[ti].has_last = 1;
+	struct thread_state *th = &ps->threads[ti];
+	th->last = addr;
+	th->has_last = 1;
+	/* A realloc's new block right after its free continues the old block's
+	 * growth chain; anything else ends the chain. */
+	uint32_t chain = th->pend_chain;
+	int step = chain && addr && (rec->u.alloc.kind == MODEL_KIND_REALLOC ||
+				     rec->u.alloc.kind == MODEL_KIND_REALLOCARRAY);
+	th->pend_chain = 0;
+	if (chain && !step)
+		model_growth_end(m, chain);
 	/* A block at address 0 cannot be freed by address: count it, do not keep it. */
 	if (!addr)
 		return 0;
+	uint32_t slack = rec->u.alloc.slack > UINT32_MAX ? UINT32_MAX : (uint32_t)rec->u.alloc.slack;
 
 	struct live_ent *e = live_slot(&ps->live, addr);
 	if (!e)
@@ -273,20 +276,27 @@ static int on_alloc(struct pass *ps, const struct trace_record *rec)
 		m->stacks[e->stack].live_blocks--;
 		ps->live_bytes -= e->size;
 		ps->live_blocks--;
+		ps->live_slack -= e->slack;
+		if (e->chain)
+			model_growth_end(m, e->chain);
 	} else {
 		ps->live.used++;
 	}
 	touch(ps, si);
 	st->live_bytes += size;
 	st->live_blocks++;
-	*e = (struct live_ent){ addr, size, si, ti };
+	*e = (struct live_ent){ addr, size, si, ti, slack, 0 };
+	if (step)
+		model_growth_step(m, chain, th->pend_addr, e);
 	ps->live_bytes += size;
 	ps->live_blocks++;
+	ps->live_slack += slack;
 
 	if (ps->live_bytes > s->peak_heap) {
 		s->peak_heap = ps->live_bytes;
 		s->peak_time_ns = rec->time;
 		s->peak_blocks = ps->live_blocks;
+		s->peak_usable = ps->live_bytes + ps->live_slack;
 		ps->epoch++;
 	}
 	struct model_point *pt = &m->timeline[m->ntimeline - 1];
@@ -306,6 +316,12 @@ static int on_free(struct pass *ps, const struct trace_record *rec)
 	tl_advance(ps, rec->time);
 	if (rec->u.free.kind < MODEL_KINDS)
 		s->by_kind[rec->u.free.kind]++;
+	struct thread_state *th = &ps->threads[ti];
+	if (th->pend_chain) {
+		/* a realloc that freed and returned nothing: its chain ends */
+		model_growth_end(m, th->pend_chain);
+		th->pend_chain = 0;
+	}
 	if (!addr)
 		return 0; /* free(NULL) releases nothing */
 	struct live_ent *e = live_find(&ps->live, addr);
@@ -321,8 +337,17 @@ static int on_free(struct pass *ps, const struct trace_record *rec)
 	st->frees++;
 	ps->live_bytes -= e->size;
 	ps->live_blocks--;
+	ps->live_slack -= e->slack;
+	if (rec->u.free.kind == MODEL_KIND_REALLOC_FREE) {
+		/* the new block, if the realloc returned one, is the thread's next event */
+		th->pend_chain = model_growth_chain(m, e);
+		th->pend_addr = addr;
+		if (!th->pend_chain)
+			return -ENOMEM;
+	} else if (e->chain) {
+		model_growth_end(m, e->chain);
+	}
 	/* Temporary: the same thread allocated it and allocated nothing since. */
-	struct thread_state *th = &ps->threads[ti];
 	if (e->thread == ti && th->has_last && th->last == addr) {
 		s->temporary++;
 		s->temporary_bytes += e->size;
@@ -344,7 +369,9 @@ static void snapshot_leaks(struct pass *ps, uint64_t t)
 	}
 	m->sum.leaked_bytes = ps->live_bytes;
 	m->sum.leaked_blocks = ps->live_blocks;
+	m->sum.leaked_usable = ps->live_bytes + ps->live_slack;
 	m->sum.leak_time_ns = t;
+	model_mem_exit_mark(m);
 }
 
 static int on_process(struct model *m, const struct trace_record *rec)
@@ -421,13 +448,26 @@ static int apply(struct pass *ps, const struct trace_record *rec)
 	case TR_END:
 		on_end(m, rec);
 		return 0;
+	case TR_MAP: {
+		uint32_t si;
+		if (stack_for(ps, rec->u.map.stack, &si) < 0)
+			return -ENOMEM;
+		return model_mem_map(m, rec, si);
+	}
+	case TR_MALLINFO:
+		model_mem_mallinfo(m, rec);
+		return 0;
+	case TR_SMAPS: {
+		struct model_live_view v = { ps->live.e, ps->live.cap, ps->live_bytes, ps->live_slack, ps->live_blocks };
+		return model_mem_smaps(m, rec, &v);
+	}
 	default:
 		/* TR_THREAD, TR_STRING: the reader keeps what symbols need */
 		return 0;
 	}
 }
 
-static void finish(struct pass *ps)
+static int finish(struct pass *ps)
 {
 	struct model *m = ps->m;
 	struct model_summary *s = &m->sum;
@@ -446,14 +486,18 @@ static void finish(struct pass *ps)
 	if (!ps->exit_seen) {
 		s->leaked_bytes = ps->live_bytes;
 		s->leaked_blocks = ps->live_blocks;
+		s->leaked_usable = ps->live_bytes + ps->live_slack;
 		s->leak_time_ns = ps->last_time;
 	}
+	s->live_usable = ps->live_bytes + ps->live_slack;
+	model_mem_finish(m);
 	s->leaks_at_exit = ps->exit_seen;
 	s->live_bytes = ps->live_bytes;
 	s->live_blocks = ps->live_blocks;
 	s->run_time_ns = ps->last_time;
 	s->threads = ps->nthreads;
 	s->allocations_per_sec = s->run_time_ns ? (double)s->allocations * 1e9 / (double)s->run_time_ns : 0.0;
+	return model_growth_finish(m);
 }
 
 /* The reader's message without its leading "path: ", which the report names. */
@@ -471,6 +515,8 @@ void model_free(struct model *m)
 {
 	if (!m)
 		return;
+	model_mem_free(m);
+	model_growth_free(m);
 	model_priv_free(m->priv);
 	free(m->stacks);
 	free(m->timeline);
@@ -494,7 +540,7 @@ int model_load(struct model **out, const char *path, char *err, size_t errlen)
 		m->priv = calloc(1, sizeof(*m->priv));
 	if (m && m->priv)
 		m->timeline = malloc(MODEL_TIMELINE_MAX * sizeof(*m->timeline));
-	if (!m || !m->priv || !m->timeline) {
+	if (!m || !m->priv || !m->timeline || model_mem_init(m) < 0 || model_growth_init(m) < 0) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -513,7 +559,9 @@ int model_load(struct model **out, const char *path, char *err, size_t errlen)
 		if ((ret = apply(&ps, &rec)) < 0)
 			goto fail;
 	}
-	finish(&ps);
+	int fret = finish(&ps);
+	if (fret < 0)
+		goto fail;
 
 	m->sum.complete = 1;
 	if (ret < 0) {
@@ -624,7 +672,7 @@ int model_stack_series(const struct model *m, const char *path, const size_t *id
 			} else {
 				live.used++;
 			}
-			*e = (struct live_ent){ addr, size, si, 0 };
+			*e = (struct live_ent){ addr, size, si, 0, 0, 0 };
 			if (slot[si] != UINT32_MAX)
 				cur[slot[si]] += size;
 			live_bytes += size;

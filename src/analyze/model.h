@@ -20,6 +20,8 @@
 #ifndef HS_MODEL_H
 #define HS_MODEL_H
 
+#include "procfs/procfs.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +39,21 @@ enum model_exit { MODEL_EXITED = 0, MODEL_SIGNALED = 1, MODEL_EXIT_UNKNOWN = 2 }
 #define MODEL_KINDS 64          /* enum hs_ev_kind values below 64 are counted */
 #define MODEL_HIST_BUCKETS 65   /* size 0, then [2^(i-1), 2^i) for i = 1..64 */
 #define MODEL_TIMELINE_MAX 2048 /* timeline points; pairs merge when it fills */
+
+/* glibc's mallinfo2() as a TR_MALLINFO record gave it (present == 0: none). */
+struct model_mallinfo {
+	int present;
+	uint64_t time_ns;
+	uint64_t arena;            /* bytes the arenas got from the system (sbrk, arena heaps) */
+	uint64_t ordblks;          /* free chunks */
+	uint64_t hblks;            /* chunks served by their own mmap */
+	uint64_t hblkhd;           /* bytes in those */
+	uint64_t uordblks;         /* bytes in use in the arenas (chunks, headers included) */
+	uint64_t fordblks;         /* free bytes in the arenas, top chunk included */
+	uint64_t keepcost;         /* releasable bytes at the top of the main heap */
+};
+
+#define MODEL_MAP_KINDS 6          /* TR_MAP kinds 1..5 (enum trace_map_kind) */
 
 struct model_summary {
 	/* program, from the process record (NULL / 0 when it is missing) */
@@ -88,6 +105,25 @@ struct model_summary {
 	uint64_t live_bytes;       /* live at the end of the trace */
 	uint64_t live_blocks;
 
+	/* usable bytes (malloc_usable_size): requested plus the allocator's
+	 * rounding, from TR_ALLOC's slack (docs/definitions.md, "usable") */
+	uint64_t peak_usable;      /* of the blocks live at the peak heap */
+	uint64_t leaked_usable;    /* of the leaked blocks */
+	uint64_t live_usable;      /* of the blocks live at the end of the trace */
+
+	/* mappings the program made itself (TR_MAP: mmap, mremap, brk, sbrk),
+	 * counted apart from the heap; bytes are whole pages (brk: the break) */
+	uint64_t map_calls[MODEL_MAP_KINDS]; /* by enum trace_map_kind */
+	uint64_t mapped_bytes;     /* live at the end of the trace */
+	uint64_t mapped_regions;
+	uint64_t peak_mapped;      /* highest live mapped bytes */
+	uint64_t peak_mapped_time_ns;
+	uint64_t leaked_mapped;    /* live at the exit mark, else at the end */
+	uint64_t leaked_mapped_regions;
+
+	struct model_mallinfo mallinfo; /* the latest allocator sample */
+	uint64_t mallinfo_samples;
+
 	int complete;              /* 1 when the trace was read to its end record */
 	enum model_gap gap;
 	char incomplete_reason[512]; /* one line, "" when complete */
@@ -107,6 +143,15 @@ struct model_stack {
 	uint64_t leaked_blocks;
 	uint64_t live_bytes;       /* at the end of the trace */
 	uint64_t live_blocks;
+	/* mappings made from this stack (mmap family, brk, sbrk); 0 for malloc's */
+	uint64_t map_calls;        /* its TR_MAP records, munmap included */
+	uint64_t mapped_total;     /* bytes its mmap, mremap, brk and sbrk calls mapped */
+	uint64_t mapped_peak;      /* its live mapped bytes at the peak of mapped bytes */
+	uint64_t mapped_peak_regions;
+	uint64_t mapped_leaked;    /* live at the exit mark */
+	uint64_t mapped_leaked_regions;
+	uint64_t mapped_live;      /* at the end of the trace */
+	uint64_t mapped_live_regions;
 };
 
 /* Power-of-two size buckets: [0] holds size 0, [i] sizes in [2^(i-1), 2^i). */
@@ -137,6 +182,80 @@ struct model_frame {
 	uint64_t ip;
 };
 
+/*
+ * The steps from bytes requested to resident memory (docs/definitions.md,
+ * "waterfall"). Each step adds bytes (a step may be negative); the steps up
+ * to MODEL_W_NOT_RESIDENT sum to heap RSS, up to MODEL_W_UNEXPLAINED to
+ * anonymous RSS, all of them to RSS.
+ */
+enum model_wstep {
+	MODEL_W_REQUESTED,         /* live requested bytes */
+	MODEL_W_USABLE,            /* + rounding to the usable size */
+	MODEL_W_HEADERS,           /* + 8 B chunk header per live block */
+	MODEL_W_ALLOC_IN_USE,      /* + what the allocator counts in use beyond the live blocks */
+	MODEL_W_ALLOC_FREE,        /* + free memory the allocator holds (total: held) */
+	MODEL_W_NOT_RESIDENT,      /* - held but not resident (total: heap RSS) */
+	MODEL_W_MMAP,              /* + anonymous pages of the program's own mappings */
+	MODEL_W_STACKS,            /* + thread stacks */
+	MODEL_W_LIB_DATA,          /* + libraries' written data and .bss */
+	MODEL_W_FILE_COPIES,       /* + private copies of other files' pages */
+	MODEL_W_SELF,              /* + heapscope's own anonymous memory */
+	MODEL_W_UNEXPLAINED,       /* + anonymous memory of unknown purpose (total: anonymous RSS) */
+	MODEL_W_LIB_FILES,         /* + libraries' code and read-only data (file pages) */
+	MODEL_W_FILES,             /* + other files' pages */
+	MODEL_W_MMAP_FILES,        /* + file and shared pages of the program's own mappings */
+	MODEL_W_KERNEL,            /* + [vdso] and the like */
+	MODEL_W_SELF_FILES,        /* + heapscope's library and shared buffers */
+	MODEL_W_UNEXPLAINED_SHARED,/* + shared pages of unknown purpose (total: RSS) */
+	MODEL_W_STEPS
+};
+
+struct model_waterfall {
+	int64_t step[MODEL_W_STEPS];
+	int allocator_stats;       /* 1: a mallinfo2 sample split the allocator's part */
+	uint64_t requested, usable, chunks; /* the trace's live blocks */
+	uint64_t allocator_in_use, allocator_held; /* mallinfo2: uordblks + hblkhd, arena + hblkhd */
+	uint64_t heap_rss, anon_rss, rss;   /* from the mappings, resident bytes */
+	uint64_t unexplained;      /* MODEL_W_UNEXPLAINED + MODEL_W_UNEXPLAINED_SHARED */
+};
+
+/* The JSON name of a step ("requested", "usable", ...). */
+const char *model_wstep_name(enum model_wstep s);
+
+enum model_at { MODEL_AT_PEAK = 0, MODEL_AT_EXIT = 1, MODEL_AT_N };
+
+/* A TR_SMAPS snapshot with what the trace knew at its time. */
+struct model_snapshot {
+	int present;
+	uint64_t time_ns;
+	uint64_t live_blocks, requested, usable; /* heap blocks live at time_ns */
+	uint64_t mapped;           /* the program's own live mapped bytes */
+	struct model_mallinfo mallinfo; /* the latest sample at or before time_ns */
+	struct procfs_map *maps;   /* classified, in address order; paths live in the model */
+	size_t nmaps;
+	uint64_t *map_live;        /* per mapping: live requested bytes of heap blocks in it */
+	struct procfs_group *groups;
+	size_t ngroups;
+	struct procfs_totals total;
+	struct model_waterfall w;
+};
+
+/*
+ * Blocks grown by repeated realloc, per call site: the stack of each chain's
+ * first allocation (docs/definitions.md, "growth chains").
+ */
+struct model_growth {
+	size_t stack;              /* index into m->stacks */
+	uint64_t chains;           /* chains with at least one realloc */
+	uint64_t reallocs;         /* realloc steps in them */
+	uint64_t moves;            /* steps that moved the block */
+	uint64_t longest;          /* most steps in one chain */
+	uint64_t max_bytes;        /* largest requested size any chain reached */
+	uint64_t copied_bytes;     /* sum of min(old, new) over the steps that moved */
+	uint64_t final_bytes;      /* requested bytes of each chain's last block, summed */
+	uint64_t slack_bytes;      /* usable - requested of each chain's last block, summed */
+};
+
 struct model_priv;
 
 struct model {
@@ -148,6 +267,9 @@ struct model {
 	size_t ntimeline;
 	uint64_t timeline_step_ns;
 	struct model_priv *priv;
+	struct model_snapshot snap[MODEL_AT_N]; /* mappings at peak RSS and at exit */
+	struct model_growth *growth; /* most copied bytes first */
+	size_t ngrowth;
 };
 
 /*
@@ -230,6 +352,14 @@ struct model_module {
  * the model and live until model_free.
  */
 size_t model_modules(const struct model *m, struct model_module *out, size_t max);
+
+/*
+ * The stacks that mapped memory, as model_top() ranks heap stacks: by
+ * mapped_peak (leaked == 0) or mapped_leaked (leaked == 1), skipping stacks
+ * with no mapping live at that moment. Returns how many were written.
+ */
+size_t model_top_mapped(const struct model *m, int leaked, size_t n, size_t *out);
+size_t model_ranked_mapped(const struct model *m, int leaked);
 
 /* Lower and upper (inclusive) size of histogram bucket i. */
 void model_bucket_range(unsigned i, uint64_t *lo, uint64_t *hi);

@@ -96,6 +96,27 @@ struct module_ent {
 	const char *build_id; /* interned lowercase hex, "" when none */
 };
 
+/* TR_ALLOC and TR_FREE kinds the pass tells apart (docs/trace-format.md). */
+enum {
+	MODEL_KIND_REALLOC = 3,
+	MODEL_KIND_REALLOCARRAY = 4,
+	MODEL_KIND_REALLOC_FREE = 33,
+};
+
+/* ---- live blocks: addr -> (stack, size, thread); addr 0 marks an empty slot */
+
+struct live_ent {
+	uint64_t addr, size;
+	uint32_t stack, thread;
+	uint32_t slack;   /* usable - size, from TR_ALLOC (0 when unknown) */
+	uint32_t chain;   /* its growth chain (model_growth.c), 0 = none */
+};
+
+struct live_tab {
+	struct live_ent *e;
+	size_t cap, used; /* cap is a power of two */
+};
+
 /* Per-stack state of the peak snapshot (see model.c). */
 struct stack_snap {
 	uint64_t val, blocks, epoch;
@@ -122,6 +143,9 @@ struct model_priv {
 	size_t stacks_cap;
 
 	const char **argv_store; /* sum.argv: pointers into strings */
+
+	struct mem_state *mem;       /* model_mem.c: mappings, allocator, snapshots */
+	struct growth_state *growth; /* model_growth.c: realloc chains */
 };
 
 /* Grows *arr (of elem-sized items, capacity *cap) to hold need items,
@@ -135,5 +159,34 @@ int model_add_module(struct model *m, uint64_t id, uint64_t bias, uint64_t start
 int model_add_symbol(struct model *m, uint64_t ip, uint64_t module, uint64_t offset, uint32_t nframes,
 		     const struct trace_frame *frames);
 void model_priv_free(struct model_priv *p);
+
+/* model_mem.c: memory beyond the heap. The pass hands it the records it
+ * does not handle itself and what it knows when a snapshot comes. */
+struct model_live_view {
+	const struct live_ent *e;  /* the live table, cap slots (addr 0: empty) */
+	size_t cap;
+	uint64_t bytes, slack, blocks;
+};
+int model_mem_init(struct model *m);
+int model_mem_map(struct model *m, const struct trace_record *rec, uint32_t si);
+void model_mem_mallinfo(struct model *m, const struct trace_record *rec);
+int model_mem_smaps(struct model *m, const struct trace_record *rec, const struct model_live_view *live);
+void model_mem_exit_mark(struct model *m);
+void model_mem_finish(struct model *m);
+void model_mem_free(struct model *m);
+
+/* model_growth.c: realloc chains. A TR_FREE of kind realloc_free followed
+ * by the same thread's next event, a TR_ALLOC of kind realloc or
+ * reallocarray, is one step: the new block continues the old one's chain. */
+int model_growth_init(struct model *m);
+/* The chain of block e, started now if it has none; 0 when out of memory. */
+uint32_t model_growth_chain(struct model *m, const struct live_ent *e);
+/* One step: e is the new block of a realloc of the block at old_addr. */
+void model_growth_step(struct model *m, uint32_t chain, uint64_t old_addr, struct live_ent *e);
+/* The chain's block was freed (or the trace ended): count it at its site. */
+void model_growth_end(struct model *m, uint32_t chain);
+/* Ends the chains still open and ranks the sites into m->growth. 0 or -ENOMEM. */
+int model_growth_finish(struct model *m);
+void model_growth_free(struct model *m);
 
 #endif

@@ -365,6 +365,216 @@ static void header(FILE *out, const struct model *m, const struct report_opts *o
 	}
 }
 
+/* ---- memory beyond the heap: mappings, growth chains, the waterfall ------ */
+
+/* "-12.0 KiB" for a negative step, report_bytes() otherwise. */
+static const char *signed_bytes(char *buf, size_t len, int64_t v)
+{
+	char b[32];
+	uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	snprintf(buf, len, "%s%s", v < 0 ? "-" : "", report_bytes(b, sizeof(b), mag));
+	return buf;
+}
+
+static void mem_summary(FILE *out, const struct model *m)
+{
+	const struct model_summary *s = &m->sum;
+	char a[64], b[64], c[64], d[64], calls_by_kind[160];
+	uint64_t calls = 0;
+	for (unsigned k = 0; k < MODEL_MAP_KINDS; k++)
+		calls += s->map_calls[k];
+	if (calls) {
+		/* TR_MAP kinds: 1 mmap, 2 munmap, 3 mremap, 4 brk, 5 sbrk */
+		snprintf(calls_by_kind, sizeof(calls_by_kind), "mmap %s, munmap %s, mremap %s, brk/sbrk %s",
+			 report_count(a, sizeof(a), s->map_calls[1]), report_count(b, sizeof(b), s->map_calls[2]),
+			 report_count(c, sizeof(c), s->map_calls[3]),
+			 report_count(d, sizeof(d), s->map_calls[4] + s->map_calls[5]));
+		row(out, "mapped by the program", report_bytes(a, sizeof(a), s->peak_mapped),
+		    "at most, at %s; %s in %s %s %s (%s)", report_duration(b, sizeof(b), s->peak_mapped_time_ns),
+		    report_bytes(c, sizeof(c), s->leaked_mapped), report_count(d, sizeof(d), s->leaked_mapped_regions),
+		    plural(s->leaked_mapped_regions, "region", "regions"), s->leaks_at_exit ? "at exit" : "at the end",
+		    calls_by_kind);
+	}
+	if (s->mallinfo.present) {
+		const struct model_mallinfo *mi = &s->mallinfo;
+		row(out, "allocator holds", report_bytes(a, sizeof(a), mi->arena + mi->hblkhd),
+		    "%s in use, %s free, at %s (mallinfo2, the last of %" PRIu64 ")",
+		    report_bytes(b, sizeof(b), mi->uordblks + mi->hblkhd), report_bytes(c, sizeof(c), mi->fordblks),
+		    report_duration(d, sizeof(d), mi->time_ns), s->mallinfo_samples);
+	}
+}
+
+/* The program's own mappings, under PEAK (leaked == 0) or LEAKS (leaked == 1). */
+static int mapped_list(FILE *out, const struct model *m, const struct report_opts *o, int leaked,
+		       struct model_frame *frames)
+{
+	const struct model_summary *s = &m->sum;
+	size_t ranked = model_ranked_mapped(m, leaked);
+	size_t want = o->top && o->top < ranked ? o->top : ranked;
+	char a[32], b[32], c[32];
+	if (!ranked)
+		return 0;
+	if (leaked)
+		fprintf(out, "\n  mapped by the program and not unmapped %s (%s), apart from the heap:\n",
+			s->leaks_at_exit ? "at exit" : "when the trace ended",
+			report_bytes(a, sizeof(a), s->leaked_mapped));
+	else
+		fprintf(out, "\n  mapped by the program at the peak of its mappings (%s at %s), apart from the heap:\n",
+			report_bytes(a, sizeof(a), s->peak_mapped), report_duration(b, sizeof(b), s->peak_mapped_time_ns));
+	size_t *idx = malloc(want * sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	size_t n = model_top_mapped(m, leaked, want, idx);
+	for (size_t i = 0; i < n; i++) {
+		const struct model_stack *st = &m->stacks[idx[i]];
+		uint64_t bytes = leaked ? st->mapped_leaked : st->mapped_peak;
+		uint64_t regions = leaked ? st->mapped_leaked_regions : st->mapped_peak_regions;
+		uint64_t whole = leaked ? s->leaked_mapped : s->peak_mapped;
+		if (i)
+			putc('\n', out);
+		fprintf(out, "  #%-3zu %10s  %5.1f%% of mapped  in %s %s [mmap]%s\n", i + 1,
+			report_bytes(a, sizeof(a), bytes), pct(bytes, whole), report_count(b, sizeof(b), regions),
+			plural(regions, "region", "regions"), exact(c, sizeof(c), bytes));
+		put_stack(out, m, idx[i], o->depth, frames);
+	}
+	if (ranked > n)
+		fprintf(out, "  ... %s more [mmap] %s (--top N shows more)\n", report_count(a, sizeof(a), ranked - n),
+			plural(ranked - n, "stack", "stacks"));
+	free(idx);
+	return 0;
+}
+
+static int growth(FILE *out, const struct model *m, const struct report_opts *o, struct model_frame *frames)
+{
+	size_t want = o->top && o->top < m->ngrowth ? o->top : m->ngrowth;
+	char a[32], b[32], c[32], d[32], e[32], f[48], g_slack[32];
+	heading(out, "GROWTH", "blocks grown by repeated realloc (Vec, std::vector, String), by first allocation");
+	if (!m->ngrowth) {
+		fputs("  no block was grown by realloc\n", out);
+		return 0;
+	}
+	for (size_t i = 0; i < want; i++) {
+		const struct model_growth *g = &m->growth[i];
+		if (i)
+			putc('\n', out);
+		fprintf(out, "  #%-3zu %s %s, %s %s, %s moved: %s copied; largest %s%s, slack at the end %s\n", i + 1,
+			report_count(a, sizeof(a), g->chains), plural(g->chains, "chain", "chains"),
+			report_count(b, sizeof(b), g->reallocs), plural(g->reallocs, "realloc", "reallocs"),
+			report_count(c, sizeof(c), g->moves), report_bytes(d, sizeof(d), g->copied_bytes),
+			report_bytes(e, sizeof(e), g->max_bytes), exact(f, sizeof(f), g->max_bytes),
+			report_bytes(g_slack, sizeof(g_slack), g->slack_bytes));
+		fprintf(out, "        hint: reserve capacity up front (with_capacity, reserve): the longest chain "
+			     "grew %" PRIu64 " %s, up to %s\n",
+			g->longest, plural(g->longest, "time", "times"), report_bytes(a, sizeof(a), g->max_bytes));
+		put_stack(out, m, g->stack, o->depth, frames);
+	}
+	if (m->ngrowth > want)
+		fprintf(out, "  ... %s more (--top N shows more)\n", report_count(a, sizeof(a), m->ngrowth - want));
+	return 0;
+}
+
+/* The words of each step; a step that can go either way has two. */
+static const char *wstep_label(const struct model_waterfall *w, enum model_wstep k, int64_t v)
+{
+	switch (k) {
+	case MODEL_W_REQUESTED: return "requested by the program";
+	case MODEL_W_USABLE: return "+ rounding up to the usable size";
+	case MODEL_W_HEADERS: return "+ chunk headers, 8 B per block";
+	case MODEL_W_ALLOC_IN_USE:
+		return v < 0 ? "- live blocks the allocator's sample misses" : "+ in use by the allocator, not live";
+	case MODEL_W_ALLOC_FREE:
+		return w->allocator_stats ? "+ free memory the allocator holds"
+					  : "+ allocator overhead and free memory, resident";
+	case MODEL_W_NOT_RESIDENT:
+		return v < 0 ? "- held but not resident" : "+ heap pages beyond what the allocator holds";
+	case MODEL_W_MMAP: return "+ the program's own mappings";
+	case MODEL_W_STACKS: return "+ thread stacks";
+	case MODEL_W_LIB_DATA: return "+ libraries' written data and .bss";
+	case MODEL_W_FILE_COPIES: return "+ private copies of other files' pages";
+	case MODEL_W_SELF: return "+ heapscope's own anonymous memory";
+	case MODEL_W_UNEXPLAINED: return "+ unexplained anonymous memory";
+	case MODEL_W_LIB_FILES: return "+ libraries' code and read-only data";
+	case MODEL_W_FILES: return "+ other files";
+	case MODEL_W_MMAP_FILES: return "+ the program's file and shared mappings";
+	case MODEL_W_KERNEL: return "+ kernel pages ([vdso])";
+	case MODEL_W_SELF_FILES: return "+ heapscope's library and shared buffers";
+	case MODEL_W_UNEXPLAINED_SHARED: return "+ unexplained shared memory";
+	default: return "?";
+	}
+}
+
+static void wline(FILE *out, const char *label, const char *step, int64_t total, double share)
+{
+	char t[32];
+	fprintf(out, "  %-46s %11s %11s %6.1f%%\n", label, step, signed_bytes(t, sizeof(t), total), share);
+}
+
+static void by_kind(FILE *out, const struct model_snapshot *sn)
+{
+	char a[32], b[32], c[32];
+	fprintf(out, "  %-30s %8s %11s %11s %11s\n", "by kind", "mappings", "size", "RSS", "anonymous");
+	for (size_t i = 0; i < sn->ngroups; i++) {
+		const struct procfs_group *g = &sn->groups[i];
+		const char *name = g->kind == PROCFS_LIB && g->name ? procfs_basename(g->name) : procfs_kind_name(g->kind);
+		fputs("    ", out);
+		size_t w = report_put_text(out, name);
+		fprintf(out, "%*s %8zu %11s %11s %11s\n", w < 28 ? (int)(28 - w) : 0, "", g->t.maps,
+			report_bytes(a, sizeof(a), g->t.size), report_bytes(b, sizeof(b), g->t.rss),
+			report_bytes(c, sizeof(c), g->t.anonymous));
+	}
+}
+
+static void waterfall(FILE *out, const struct model *m, enum model_at at)
+{
+	const struct model_snapshot *sn = &m->snap[at];
+	const struct model_waterfall *w = &sn->w;
+	const char *when = at == MODEL_AT_PEAK ? "at peak RSS" : "at exit";
+	char a[64], b[64], c[64], d[64], e[64], what[200];
+	if (!sn->present) {
+		heading(out, "WATERFALL", when);
+		fprintf(out, "  no snapshot of the mappings %s in the trace\n", when);
+		return;
+	}
+	snprintf(what, sizeof(what), "%s (%s): from bytes requested to resident memory", when,
+		 report_duration(a, sizeof(a), sn->time_ns));
+	heading(out, "WATERFALL", what);
+	fprintf(out, "  %-46s %11s %11s %7s\n", "", "step", "total", "of RSS");
+	int64_t total = 0;
+	for (int k = 0; k < MODEL_W_STEPS; k++) {
+		int64_t v = w->step[k];
+		total += v;
+		if (v || k == MODEL_W_REQUESTED) {
+			const char *label = wstep_label(w, (enum model_wstep)k, v);
+			if (k == MODEL_W_REQUESTED) {
+				snprintf(what, sizeof(what), "%s, %s %s", label, report_count(b, sizeof(b), sn->live_blocks),
+					 plural(sn->live_blocks, "block", "blocks"));
+				label = what;
+			}
+			wline(out, label, signed_bytes(a, sizeof(a), v), total,
+			      w->rss ? 100.0 * (double)v / (double)w->rss : 0.0);
+		}
+		if (k == MODEL_W_NOT_RESIDENT)
+			wline(out, "= heap RSS", "", total, pct(w->heap_rss, w->rss));
+		else if (k == MODEL_W_UNEXPLAINED)
+			wline(out, "= anonymous RSS", "", total, pct(w->anon_rss, w->rss));
+		else if (k == MODEL_W_STEPS - 1)
+			wline(out, "= RSS", "", total, pct(w->rss, w->rss));
+	}
+	fprintf(out, "  unexplained: %s, %.1f%% of anonymous RSS%s\n", report_bytes(a, sizeof(a), w->unexplained),
+		pct(w->unexplained, w->anon_rss),
+		w->unexplained ? " (mappings no rule names: 'heapscope maps TRACE' lists them)" : "");
+	if (sn->mallinfo.present) {
+		const struct model_mallinfo *mi = &sn->mallinfo;
+		fprintf(out, "  allocator (mallinfo2 at %s): arena %s, in use %s, free %s; %s in %" PRIu64 " mmapped %s\n",
+			report_duration(a, sizeof(a), mi->time_ns), report_bytes(b, sizeof(b), mi->arena),
+			report_bytes(c, sizeof(c), mi->uordblks), report_bytes(d, sizeof(d), mi->fordblks),
+			report_bytes(e, sizeof(e), mi->hblkhd), mi->hblks, plural(mi->hblks, "chunk", "chunks"));
+	} else {
+		fputs("  allocator: no mallinfo2 sample in the trace: its overhead and free memory are one step\n", out);
+	}
+	by_kind(out, sn);
+}
+
 static void summary(FILE *out, const struct model *m)
 {
 	const struct model_summary *s = &m->sum;
@@ -389,6 +599,10 @@ static void summary(FILE *out, const struct model *m)
 	row(out, "peak heap", report_bytes(a, sizeof(a), s->peak_heap), "%sin %s %s at %s",
 	    exact_lead(b, sizeof(b), s->peak_heap), report_count(c, sizeof(c), s->peak_blocks),
 	    plural(s->peak_blocks, "block", "blocks"), report_duration(kinds, sizeof(kinds), s->peak_time_ns));
+	if (s->peak_usable > s->peak_heap)
+		row(out, "usable at peak heap", report_bytes(a, sizeof(a), s->peak_usable),
+		    "%s(+%s: each block rounded up, malloc_usable_size)",
+		    exact_lead(b, sizeof(b), s->peak_usable), report_bytes(c, sizeof(c), s->peak_usable - s->peak_heap));
 	if (s->rss_samples)
 		row(out, "peak RSS", report_bytes(a, sizeof(a), s->peak_rss), "%sat %s",
 		    exact_lead(b, sizeof(b), s->peak_rss), report_duration(c, sizeof(c), s->peak_rss_time_ns));
@@ -398,6 +612,7 @@ static void summary(FILE *out, const struct model *m)
 	    exact_lead(b, sizeof(b), s->leaked_bytes), report_count(c, sizeof(c), s->leaked_blocks),
 	    plural(s->leaked_blocks, "block", "blocks"),
 	    s->leaks_at_exit ? "at exit (after __libc_freeres)" : "still live at the end of the trace");
+	mem_summary(out, m);
 	if (s->dropped_events)
 		row(out, "dropped events", report_count(a, sizeof(a), s->dropped_events),
 		    "not recorded: the numbers above miss them");
@@ -470,6 +685,8 @@ int report_text(FILE *out, const struct model *m, const struct report_opts *o)
 		 report_bytes(a, sizeof(a), m->sum.peak_heap), report_duration(b, sizeof(b), m->sum.peak_time_ns));
 	ret = section(out, m, o, MODEL_BY_PEAK, "PEAK", what, "nothing was allocated", frames);
 	if (!ret)
+		ret = mapped_list(out, m, o, 0, frames);
+	if (!ret)
 		ret = section(out, m, o, MODEL_BY_ALLOCATIONS, "ALLOCATIONS", "stacks that called the allocator most often",
 			      "no allocation calls", frames);
 	if (!ret)
@@ -482,7 +699,14 @@ int report_text(FILE *out, const struct model *m, const struct report_opts *o)
 						   : "stacks whose blocks were still live when the trace ended",
 			      "no leaks", frames);
 	if (!ret)
+		ret = mapped_list(out, m, o, 1, frames);
+	if (!ret)
+		ret = growth(out, m, o, frames);
+	if (!ret) {
+		waterfall(out, m, MODEL_AT_PEAK);
+		waterfall(out, m, MODEL_AT_EXIT);
 		histogram(out, m);
+	}
 	if (!m->sum.complete) {
 		fputs("\nINCOMPLETE: ", out);
 		put_safe(out, m->sum.incomplete_reason);
