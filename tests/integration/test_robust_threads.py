@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Threads, signals, fork and dlopen under heapscope: the events in the trace
+are exactly the ones the program counted itself, and nothing deadlocks.
+
+Each program prints its own counts at the end; its allocations come from one
+marked line (LINE:name), so the report's entries at that line are compared
+with them. Every block those lines allocate is freed again (or, where the
+program keeps it, counted as kept): a lost free would show as a leaked block,
+a lost allocation as a count short of the program's.
+"""
+import os
+import re
+import subprocess
+
+import hstest as T
+from hstest import check, eq
+
+
+def build(name, extra=()):
+    return T.build(name, ["-lpthread", "-ldl", *extra])
+
+
+def counts(text, prog):
+    """The program's own 'prog: key N key N ...' line, as a dict."""
+    m = re.search(rf"^{prog}: (.*)$", text, re.M)
+    check(m, f"{prog} printed no counts: {T.tail(text)}")
+    words = m.group(1).split()
+    return {words[i]: int(words[i + 1]) for i in range(0, len(words) - 1, 2)}
+
+
+def innermost_at(doc, kind, file, line):
+    """Entries whose innermost frame (the caller of malloc) is file:line: a
+    signal handler's stack also holds the interrupted line further out."""
+    return [e for e in doc[kind] if e["stack"] and T.base(e["stack"][0]) == file
+            and e["stack"][0].get("line") == line]
+
+
+def at_line(doc, src, marker):
+    """Sum over the 'allocations' entries allocating at the marked line:
+    (allocations, leaked blocks). The same line can sit under several stacks."""
+    line = T.markers(T.source_of(src))[marker]
+    found = innermost_at(doc, "allocations", src + ".c", line)
+    check(found, f"no allocations entry at {src}.c:{line}; have: "
+          + "; ".join(f"{e['count']}x {T.fmt_stack(e['stack'], 3)}" for e in doc["allocations"][:6]))
+    return sum(e["count"] for e in found), sum(e["leaked_blocks"] for e in found)
+
+
+def clean(doc):
+    s = doc["summary"]
+    eq(s["complete"], True, f"complete ({s.get('incomplete_reason')})")
+    eq(s["dropped_events"], 0, "dropped events")
+    eq(s["reused_live"], 0, "allocations at a still-live address (a lost free)")
+
+
+@T.test("2 threads x 5 M operations: every malloc and free, exactly")
+def _():
+    path, rec = T.record(build("robust_ops"), ["2", "5000000"])
+    own = counts(rec.stdout, "robust_ops")
+    eq(own["ops"], 10_000_000, "operations the program made")
+    d = T.report_json(path, "--top", "0")
+    clean(d)
+    allocs, leaked = at_line(d, "robust_ops", "alloc")
+    eq(allocs, own["mallocs"], "allocations at LINE:alloc vs the program's count")
+    eq(leaked, 0, "blocks of LINE:alloc never freed in the trace (frees lost)")
+    # every free the program made is in the trace: the frees of its blocks
+    # plus the few of libc's own (at least as many as the program's)
+    check(d["summary"]["frees"] >= own["frees"], f"frees {d['summary']['frees']} < the program's {own['frees']}")
+    check(d["summary"]["allocations"] - allocs < 50,
+          f"{d['summary']['allocations'] - allocs} allocations besides the program's: more than libc's own")
+
+
+@T.test("10 000 short-lived threads: every event, no ring lost")
+def _():
+    path, rec = T.record(build("robust_manythreads"), ["10000", "16"])
+    own = counts(rec.stdout, "robust_manythreads")
+    eq(own["threads"], 10_000, "threads the program ran")
+    d = T.report_json(path, "--top", "0")
+    clean(d)
+    allocs, leaked = at_line(d, "robust_manythreads", "alloc")
+    eq(allocs, own["mallocs"], "allocations at LINE:alloc vs the program's count")
+    eq(leaked, 0, "blocks of LINE:alloc never freed in the trace (frees lost)")
+    check(d["summary"]["threads"] >= 10_000, f"threads {d['summary']['threads']}, want >= 10000")
+
+
+@T.test("allocation inside signal handlers: counted, or the drops reported")
+def _():
+    # A handler that runs while the interrupted thread is inside heapscope's
+    # own hook finds the reentrancy guard set. The program's allocation is
+    # then either recorded or counted as dropped; never silently lost.
+    path, rec = T.record(build("robust_signal"), ["3000000"])
+    own = counts(rec.stdout, "robust_signal")
+    check(own["handler"] > 100, f"only {own['handler']} handler runs: the signals did not come")
+    d = T.report_json(path, "--top", "0")
+    eq(d["summary"]["complete"], True, "complete")
+    main_allocs, main_leaked = at_line(d, "robust_signal", "main")
+    eq(main_allocs, own["main"], "main loop allocations vs the program's count")
+    eq(main_leaked, 0, "main loop blocks never freed in the trace")
+    h, _ = at_line(d, "robust_signal", "handler")
+    lost = own["handler"] - h
+    dropped = d["summary"]["dropped_events"]
+    check(lost >= 0, f"trace has {h} handler allocations, the program made {own['handler']}")
+    # a lost allocation is one event, its free another
+    check(lost == 0 or dropped >= lost,
+          f"{lost} of {own['handler']} handler allocations are missing from the trace "
+          f"and only {dropped} events are reported dropped")
+
+
+@T.test("fork while other threads allocate: children end, parent's counts exact")
+def _():
+    path, rec = T.record(build("robust_fork"), ["50"])
+    own = counts(rec.stdout, "robust_fork")
+    eq((own["ok"], own["hung"]), (50, 0), "children that exited 0, children that hung")
+    d = T.report_json(path, "--top", "0")
+    clean(d)
+    allocs, leaked = at_line(d, "robust_fork", "worker")
+    eq(allocs, own["mallocs"], "worker allocations vs the program's count")
+    eq(leaked, 0, "worker blocks never freed in the trace")
+    # Until children are followed, a child's allocations must not leak into
+    # the parent's stream; once they are, they are the child's own (100 each).
+    child_line = T.markers(T.source_of("robust_fork"))["child"]
+    in_parent = sum(e["count"] for e in innermost_at(d, "allocations", "robust_fork.c", child_line))
+    check(in_parent in (0, 50 * 100), f"{in_parent} child allocations mixed into the parent's report")
+
+
+@T.test("dlopen/dlclose: frames of the unloaded library are named")
+def _():
+    prog = build("robust_dlopen")
+    lib = os.path.join(T.TMP, "robust_dllib.so")
+    p = T.run([os.environ.get("CC", "cc"), "-O2", "-g", "-shared", "-fPIC", "-o", lib,
+               T.source_of("robust_dllib")])
+    check(p.returncode == 0, f"cannot build robust_dllib.so: {T.tail(p.stderr)}")
+    path, rec = T.record(prog, [lib])
+    own = counts(rec.stdout, "robust_dlopen")
+    eq(own["unloaded"], 2, "dlclose calls that unloaded the library")
+    d = T.report_json(path, "--top", "0")
+    clean(d)
+    m = T.markers(T.source_of("robust_dllib"))
+    keep = innermost_at(d, "allocations", "robust_dllib.c", m["keep"])
+    churn = innermost_at(d, "allocations", "robust_dllib.c", m["churn"])
+    eq(sum(e["count"] for e in keep), own["kept"], "allocations in robust_dl_keep")
+    eq(sum(e["count"] for e in churn), own["churned"], "allocations in robust_dl_churn")
+    fns = {T.fn(e["stack"][0]) for e in keep + churn}
+    eq(fns, {"robust_dl_keep", "robust_dl_churn"}, "function names from the unloaded library")
+    leaks = innermost_at(d, "leaks", "robust_dllib.c", m["keep"])
+    eq(sum(e["count"] for e in leaks), own["kept"], "leaked blocks of the unloaded library")
+
+
+if __name__ == "__main__":
+    T.main()

@@ -1,0 +1,53 @@
+/* robust_manythreads.c: THREADS short-lived threads, at most BATCH alive at
+ * once. Each makes PER blocks of 24 + (i % 8) bytes and frees them, then
+ * exits. Prints what it counted:
+ *	robust_manythreads: threads T mallocs M frees F
+ * usage: robust_manythreads [THREADS [BATCH]]   (default 10000, 16)
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define PER 3
+
+static atomic_long mallocs, frees;
+
+static void *worker(void *arg)
+{
+	long id = (long)arg;
+	void *p[PER];
+	for (int i = 0; i < PER; i++) {
+		p[i] = malloc(24 + (size_t)((id + i) % 8)); /* LINE:alloc */
+		if (!p[i])
+			abort();
+		*(volatile char *)p[i] = 1;
+		atomic_fetch_add(&mallocs, 1);
+	}
+	for (int i = 0; i < PER; i++) {
+		free(p[i]);
+		atomic_fetch_add(&frees, 1);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	long n = argc > 1 ? atol(argv[1]) : 10000;
+	int batch = argc > 2 ? atoi(argv[2]) : 16;
+	pthread_t th[256];
+	if (batch < 1 || batch > 256)
+		return 2;
+	long started = 0;
+	while (started < n) {
+		int k = 0;
+		for (; k < batch && started < n; k++, started++)
+			if (pthread_create(&th[k], NULL, worker, (void *)started))
+				return 1;
+		for (int i = 0; i < k; i++)
+			pthread_join(th[i], NULL);
+	}
+	printf("robust_manythreads: threads %ld mallocs %ld frees %ld\n", started, atomic_load(&mallocs),
+	       atomic_load(&frees));
+	return 0;
+}
