@@ -1,3 +1,221 @@
-/* Placeholder until the html command lands. */
+/*
+ * cmd_html.c: `heapscope html FILE [-o report.html] [--metric M] [--top N]`.
+ * Writes the self-contained HTML report of a trace (src/report/html.c):
+ * one file that opens offline in any browser.
+ * Exit status: 0 written (also for a truncated trace, with a warning), 1 the
+ * trace cannot be read or the report cannot be written, 2 bad usage.
+ */
 #include "cli.h"
-int cmd_html(int argc, char **argv) { (void)argc; (void)argv; cli_error("html: not built yet"); return 2; }
+#include "analyze/model.h"
+#include "report/folded.h"
+#include "report/html.h"
+#include "report/report.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define USAGE "usage: heapscope html FILE [-o report.html] [--metric " FOLDED_METRICS "] [--top N]"
+
+static void help(void)
+{
+	printf("%s\n\n"
+	       "Writes the report of a trace as one HTML file with everything inline: the\n"
+	       "summary, memory over time with the top call sites, the call tree of every\n"
+	       "metric (click to zoom, search), the top call sites with their stacks, and\n"
+	       "the allocation sizes. It needs no network and no server (docs/outputs.md).\n\n"
+	       "  -o FILE     where to write (default: the trace's name with .html);\n"
+	       "              replaced only once complete\n"
+	       "  --metric M  the call tree's first metric (default peak)\n"
+	       "  --top N     call sites per table (default %d)\n\n"
+	       "Exit status: 0 written (a truncated trace is reported with a warning), 1 the\n"
+	       "trace cannot be read or the report cannot be written, 2 bad usage.\n",
+	       USAGE, HTML_TOP);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("heapscope: html: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("; " USAGE "\n", stderr);
+	return 2;
+}
+
+/* Matches "--name VALUE" and "--name=VALUE"; advances *i past the value. */
+static int opt_value(int argc, char **argv, int *i, const char *name, const char **val)
+{
+	size_t n = strlen(name);
+	if (strncmp(argv[*i], name, n))
+		return 0;
+	if (argv[*i][n] == '=') {
+		*val = argv[*i] + n + 1;
+		return 1;
+	}
+	if (argv[*i][n])
+		return 0;
+	*val = *i + 1 < argc ? argv[++*i] : NULL;
+	return 1;
+}
+
+/* Loads the trace; on failure says why and what to do, and returns NULL. */
+static struct model *load(const char *path)
+{
+	struct stat st;
+	struct model *m;
+	char err[600];
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		cli_error("%s: is a directory; give the trace file that 'heapscope record' wrote", path);
+		return NULL;
+	}
+	int ret = model_load(&m, path, err, sizeof(err));
+	if (ret == -ENOENT)
+		cli_error("%s; check the path, or record a trace with 'heapscope record -o %s -- PROGRAM'", err, path);
+	else if (ret == -EACCES || ret == -EPERM)
+		cli_error("%s; check the file's permissions", err);
+	else if (ret == -ENOMEM)
+		cli_error("%s; free memory or use a machine with more", err);
+	else if (ret < 0)
+		cli_error(strchr(err, ';') ? "%s" : "%s; is it a trace written by 'heapscope record'?", err);
+	if (ret < 0)
+		return NULL;
+	if (m->sum.gap == MODEL_GAP_CORRUPT) {
+		cli_error("%s: %s; the file is damaged: record the program again", path, m->sum.incomplete_reason);
+		model_free(m);
+		return NULL;
+	}
+	if (!m->sum.complete)
+		cli_error("%s: incomplete trace: %s; the report covers what was recorded", path,
+			  m->sum.incomplete_reason);
+	return m;
+}
+
+/* "dir/app.hst" -> "dir/app.html"; any other name gets ".html" added. */
+static char *default_output(const char *trace)
+{
+	size_t n = strlen(trace);
+	char *out = malloc(n + 6);
+	if (!out)
+		return NULL;
+	memcpy(out, trace, n + 1);
+	const char *base = strrchr(trace, '/');
+	base = base ? base + 1 : trace;
+	if (n > 4 && !strcmp(trace + n - 4, ".hst") && trace + n - 4 > base)
+		out[n - 4] = 0;
+	strcat(out, ".html");
+	return out;
+}
+
+static double seconds(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+int cmd_html(int argc, char **argv)
+{
+	const char *path = NULL, *out_path = NULL, *val;
+	struct html_opts o = { 0 };
+	int no_more_opts = 0;
+
+	o.key = MODEL_BY_PEAK;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (no_more_opts || a[0] != '-' || !a[1]) {
+			if (path)
+				return usage_error("more than one trace given ('%s')", a);
+			path = a;
+		} else if (!strcmp(a, "--")) {
+			no_more_opts = 1;
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			help();
+			return 0;
+		} else if (opt_value(argc, argv, &i, "-o", &val) || opt_value(argc, argv, &i, "--output", &val)) {
+			if (!val || !*val)
+				return usage_error("-o needs a file name");
+			out_path = val;
+		} else if (opt_value(argc, argv, &i, "--metric", &val)) {
+			if (!val || folded_metric_parse(val, &o.key) < 0)
+				return usage_error("--metric needs one of %s%s%s", FOLDED_METRICS, val ? ", not " : "",
+						   val ? val : "");
+		} else if (opt_value(argc, argv, &i, "--top", &val)) {
+			char *end;
+			unsigned long n = val ? strtoul(val, &end, 10) : 0;
+			if (!val || !*val || *end || *val == '-' || n < 1 || n > 10000)
+				return usage_error("--top needs a number of call sites from 1 to 10000");
+			o.top = n;
+		} else {
+			return usage_error("unknown option '%s'", a);
+		}
+	}
+	if (!path)
+		return usage_error("no trace file given");
+
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct model *m = load(path);
+	if (!m)
+		return 1;
+	char *def = out_path ? NULL : default_output(path);
+	char *tmp = NULL;
+	int status = 1, ret, fd = -1;
+	FILE *f = NULL;
+	if (!out_path && !(out_path = def)) {
+		cli_error("out of memory; free memory or use a machine with more");
+		goto out;
+	}
+	/* written beside the target and renamed: a failed run leaves no half report */
+	size_t n = strlen(out_path) + 16;
+	if (!(tmp = malloc(n))) {
+		cli_error("out of memory; free memory or use a machine with more");
+		goto out;
+	}
+	snprintf(tmp, n, "%s.tmp.XXXXXX", out_path);
+	if ((fd = mkstemp(tmp)) < 0 || fchmod(fd, 0644) < 0 || !(f = fdopen(fd, "w"))) {
+		cli_error("cannot create %s: %s; check the directory and its permissions", out_path, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		goto out;
+	}
+	o.trace = path;
+	char err[600];
+	ret = html_write(f, m, &o, err, sizeof(err));
+	errno = 0;
+	if (fclose(f) && !ret)
+		ret = errno ? -errno : -EIO;
+	if (!ret && rename(tmp, out_path) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		unlink(tmp);
+		if (ret == -ENOMEM)
+			cli_error("out of memory writing %s; free memory or use a machine with more", out_path);
+		else if (err[0] && strcmp(err, strerror(-ret)))
+			cli_error("%s: cannot read the trace again: %s; check that it was not moved or changed", path, err);
+		else
+			cli_error("cannot write %s: %s; check the directory and the free space", out_path, strerror(-ret));
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	struct stat st;
+	char size[32] = "?";
+	if (stat(out_path, &st) == 0)
+		report_bytes(size, sizeof(size), (uint64_t)st.st_size);
+	fprintf(stderr, "heapscope: wrote %s (%s) in %.2f s; open it in a browser\n", out_path, size,
+		seconds(&t0, &t1));
+	status = 0;
+out:
+	free(tmp);
+	free(def);
+	model_free(m);
+	return status;
+}

@@ -17,9 +17,23 @@ struct name_chunk {
 	char data[];
 };
 
+/* A slot holds what a probe compares first, so that a miss does not touch
+ * the node (a cache miss in a big tree). */
+struct slot {
+	uint32_t node;       /* FLAME_NONE = empty */
+	uint32_t parent;
+	uint64_t hash;
+};
+
+#define HASH_CACHE 4096
+
 struct flame_priv {
-	uint32_t *slots;     /* node indices, FLAME_NONE = empty; cap is a power of two */
+	struct slot *slots;  /* cap is a power of two */
 	size_t cap;
+	/* name -> hash by address: the model interns its names, and hashing a
+	 * long C++ name at every level of every stack would dominate */
+	const char *hkey[HASH_CACHE];
+	uint64_t hval[HASH_CACHE];
 	struct name_chunk *names;
 	const char *exe;     /* the executable's path: its own frames are FLAME_APP */
 	struct model_frame *frames;
@@ -34,10 +48,12 @@ static uint64_t name_hash(const char *s)
 	return h;
 }
 
-static uint64_t key_hash(uint32_t parent, const char *name)
+static uint64_t key_hash(uint32_t parent, uint64_t name_h)
 {
-	uint64_t h = name_hash(name) ^ ((uint64_t)parent * 0x9e3779b97f4a7c15ull);
+	uint64_t h = name_h ^ ((uint64_t)parent * 0x9e3779b97f4a7c15ull);
 	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 32;
 	return h;
 }
 
@@ -65,24 +81,33 @@ static int slots_grow(struct flame_tree *t)
 {
 	struct flame_priv *p = t->priv;
 	size_t cap = p->cap ? p->cap * 2 : 1024;
-	uint32_t *s = malloc(cap * sizeof(*s));
+	struct slot *s = malloc(cap * sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	memset(s, 0xff, cap * sizeof(*s));
+	for (size_t i = 0; i < cap; i++)
+		s[i].node = FLAME_NONE;
 	for (size_t j = 0; j < p->cap; j++) {
-		uint32_t ni = p->slots[j];
-		if (ni == FLAME_NONE)
+		if (p->slots[j].node == FLAME_NONE)
 			continue;
-		const struct flame_node *nd = &t->nodes[ni];
-		size_t i = key_hash(nd->parent, nd->name) & (cap - 1);
-		while (s[i] != FLAME_NONE)
+		size_t i = p->slots[j].hash & (cap - 1);
+		while (s[i].node != FLAME_NONE)
 			i = (i + 1) & (cap - 1);
-		s[i] = ni;
+		s[i] = p->slots[j];
 	}
 	free(p->slots);
 	p->slots = s;
 	p->cap = cap;
 	return 0;
+}
+
+static uint64_t cached_name_hash(struct flame_priv *p, const char *name)
+{
+	size_t k = ((uintptr_t)name >> 3) & (HASH_CACHE - 1);
+	if (p->hkey[k] != name) {
+		p->hkey[k] = name;
+		p->hval[k] = name_hash(name);
+	}
+	return p->hval[k];
 }
 
 /* Files of the toolchain and the system: inlined into the program, but not its code. */
@@ -101,6 +126,22 @@ static enum flame_origin origin_of(const struct flame_priv *p, const struct mode
 	return f->file && system_file(f->file) ? FLAME_LIB : FLAME_APP;
 }
 
+enum flame_origin flame_frame_origin(const struct flame_tree *t, const struct model_frame *f)
+{
+	return origin_of(t->priv, f);
+}
+
+/* Merged frames keep a location only where they all agree. */
+static void merge_frame(struct flame_node *nd, const struct model_frame *f)
+{
+	if (nd->file && (!f->file || (nd->file != f->file && strcmp(nd->file, f->file))))
+		nd->file = NULL;
+	if (nd->line != f->line)
+		nd->line = 0;
+	if (!(f->flags & MODEL_FRAME_INLINED))
+		nd->inlined = 0;
+}
+
 /* The child of parent named by f, created when missing. */
 static int child_for(struct flame_tree *t, uint32_t parent, const struct model_frame *f, uint32_t *out)
 {
@@ -109,19 +150,24 @@ static int child_for(struct flame_tree *t, uint32_t parent, const struct model_f
 	const char *name = model_frame_label(f, buf, sizeof(buf));
 	if ((t->n + 1) * 2 > p->cap && slots_grow(t) < 0)
 		return -ENOMEM;
-	size_t mask = p->cap - 1, i = key_hash(parent, name) & mask;
-	for (; p->slots[i] != FLAME_NONE; i = (i + 1) & mask) {
-		struct flame_node *nd = &t->nodes[p->slots[i]];
-		if (nd->parent != parent || strcmp(nd->name, name))
+	/* Most nodes of deep stacks have one child: try the newest before the
+	 * table, whose slots are cache misses in a big tree. */
+	uint32_t first = t->nodes[parent].child;
+	if (first != FLAME_NONE && t->nodes[first].name == name) {
+		merge_frame(&t->nodes[first], f);
+		*out = first;
+		return 0;
+	}
+	uint64_t h = key_hash(parent, name == buf ? name_hash(name) : cached_name_hash(p, name));
+	size_t mask = p->cap - 1, i = h & mask;
+	for (; p->slots[i].node != FLAME_NONE; i = (i + 1) & mask) {
+		if (p->slots[i].hash != h || p->slots[i].parent != parent)
 			continue;
-		/* merged frames keep a location only where they all agree */
-		if (nd->file && (!f->file || strcmp(nd->file, f->file)))
-			nd->file = NULL;
-		if (nd->line != f->line)
-			nd->line = 0;
-		if (!(f->flags & MODEL_FRAME_INLINED))
-			nd->inlined = 0;
-		*out = p->slots[i];
+		struct flame_node *nd = &t->nodes[p->slots[i].node];
+		if (nd->name != name && strcmp(nd->name, name))
+			continue;
+		merge_frame(nd, f);
+		*out = p->slots[i].node;
 		return 0;
 	}
 	if (t->n >= FLAME_NONE - 1)
@@ -152,7 +198,7 @@ static int child_for(struct flame_tree *t, uint32_t parent, const struct model_f
 	pn->child = ni;
 	if (nd->depth > t->max_depth)
 		t->max_depth = nd->depth;
-	p->slots[i] = ni;
+	p->slots[i] = (struct slot){ ni, parent, h };
 	*out = ni;
 	return 0;
 }

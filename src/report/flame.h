@@ -59,6 +59,10 @@ int flame_build(struct flame_tree **out, const struct model *m);
 int flame_build_diff(struct flame_tree **out, const struct model_diff *d);
 void flame_free(struct flame_tree *t);
 
+/* Where frame f's code comes from, by the rule the tree's nodes follow: the
+ * executable's own code unless its file is the toolchain's or the system's. */
+enum flame_origin flame_frame_origin(const struct flame_tree *t, const struct model_frame *f);
+
 /* The children of node i ordered for drawing: highest value of key first,
  * then by name. Writes up to max indices, returns how many children i has. */
 size_t flame_children(const struct flame_tree *t, uint32_t i, enum model_key key, uint32_t *out, size_t max);

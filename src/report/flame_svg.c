@@ -23,6 +23,7 @@
 #define TOP 62        /* title, subtitle, controls */
 #define BOTTOM 28     /* details line */
 #define MIN_W 0.1     /* narrower frames are left out, as flamegraph.pl does */
+#define MAX_FRAMES 12000 /* and the narrowest beyond these: a file a browser opens at once */
 
 /* Length of the valid UTF-8 sequence at s that XML allows, or 0. */
 static size_t xml_char_len(const unsigned char *s)
@@ -160,6 +161,7 @@ struct svg {
 	unsigned height;
 	uint64_t total;
 	double max_delta;
+	double min_w;      /* narrower frames are left out */
 	/* used before recursing, so one pair serves every depth */
 	char shortn[512], fitted[512];
 };
@@ -207,7 +209,7 @@ static int frame(struct svg *s, uint32_t i, double x)
 	const struct flame_node *nd = &t->nodes[i];
 	double w = (double)nd->v[s->key] * s->scale;
 	char fill[64];
-	if (w < MIN_W)
+	if (w < s->min_w)
 		return 0;
 	double y = (double)s->height - BOTTOM - (double)(nd->depth + 1) * FRAME_H;
 	const char *sn = flame_short_name(nd->name, s->shortn, sizeof(s->shortn));
@@ -256,12 +258,43 @@ static double max_delta(const struct flame_tree *t, enum model_key key)
 	return m;
 }
 
+static int cmp_desc(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+	return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/* The narrowest width drawn: MIN_W, or wider so that at most MAX_FRAMES are.
+ * A frame is never wider than its parent, so the drawn frames stay a tree. */
+static double min_width(const struct flame_tree *t, enum model_key key, double scale)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < t->n; i++)
+		n += (double)t->nodes[i].v[key] * scale >= MIN_W;
+	if (n <= MAX_FRAMES)
+		return MIN_W;
+	double *w = malloc(n * sizeof(*w));
+	if (!w)
+		return (double)1; /* a coarser picture rather than none */
+	n = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		double x = (double)t->nodes[i].v[key] * scale;
+		if (x >= MIN_W)
+			w[n++] = x;
+	}
+	qsort(w, n, sizeof(*w), cmp_desc);
+	double m = w[MAX_FRAMES - 1];
+	free(w);
+	/* ties at the cut would overshoot: cut just above them */
+	return nextafter(m, INFINITY);
+}
+
 /* The depth of the deepest frame that will be drawn. */
-static uint32_t drawn_depth(const struct flame_tree *t, enum model_key key, double scale)
+static uint32_t drawn_depth(const struct flame_tree *t, enum model_key key, double scale, double min_w)
 {
 	uint32_t d = 0;
 	for (size_t i = 0; i < t->n; i++)
-		if ((double)t->nodes[i].v[key] * scale >= MIN_W && t->nodes[i].depth > d)
+		if ((double)t->nodes[i].v[key] * scale >= min_w && t->nodes[i].depth > d)
 			d = t->nodes[i].depth;
 	return d;
 }
@@ -274,7 +307,8 @@ int flame_write_svg(FILE *out, const struct flame_tree *t, enum model_key key, c
 	s.total = t->nodes[0].v[key];
 	s.scale = s.total ? (double)(width - 2 * PAD) / (double)s.total : 0;
 	s.max_delta = t->diff ? max_delta(t, key) : 0;
-	uint32_t depth = s.total ? drawn_depth(t, key, s.scale) : 0;
+	s.min_w = s.total ? min_width(t, key, s.scale) : MIN_W;
+	uint32_t depth = s.total ? drawn_depth(t, key, s.scale, s.min_w) : 0;
 	s.height = TOP + (depth + 1) * FRAME_H + BOTTOM;
 	if (o && o->title)
 		snprintf(title, sizeof(title), "%s", o->title);
