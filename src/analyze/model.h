@@ -234,6 +234,7 @@ struct model_snapshot {
 	struct procfs_map *maps;   /* classified, in address order; paths live in the model */
 	size_t nmaps;
 	uint64_t *map_live;        /* per mapping: live requested bytes of heap blocks in it */
+	uint64_t *map_mapped;      /* per mapping: bytes of the program's own live mappings in it */
 	struct procfs_group *groups;
 	size_t ngroups;
 	struct procfs_totals total;

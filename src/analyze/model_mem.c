@@ -231,6 +231,7 @@ static void snapshot_clear(struct model_snapshot *sn)
 {
 	free(sn->maps);
 	free(sn->map_live);
+	free(sn->map_mapped);
 	free(sn->groups);
 	memset(sn, 0, sizeof(*sn));
 }
@@ -267,11 +268,24 @@ static void waterfall(struct model_snapshot *sn)
 	for (size_t i = 0; i < sn->nmaps; i++) {
 		const struct procfs_map *p = &sn->maps[i];
 		/* Anonymous <= Rss in a real smaps; clamp so the steps still add up */
-		uint64_t a = p->anonymous < p->rss ? p->anonymous : p->rss;
-		anon[p->kind] += a;
-		other[p->kind] += p->rss - a;
+		uint64_t a = p->anonymous < p->rss ? p->anonymous : p->rss, o = p->rss - a;
+		uint64_t own = sn->map_mapped[i];
 		w->anon_rss += a;
 		w->rss += p->rss;
+		if (own && (p->kind == PROCFS_MMAP || p->kind == PROCFS_HEAP)) {
+			/* The kernel merges adjacent anonymous mappings: the program's
+			 * part is at most its bytes, the rest is malloc's (a mapping
+			 * that holds live blocks) or nobody's we know */
+			uint64_t own_a = a < own ? a : own, own_o = o < own - own_a ? o : own - own_a;
+			enum procfs_kind rest = p->kind == PROCFS_HEAP ? PROCFS_HEAP : PROCFS_ANON;
+			anon[PROCFS_MMAP] += own_a;
+			other[PROCFS_MMAP] += own_o;
+			anon[rest] += a - own_a;
+			other[rest] += o - own_o;
+			continue;
+		}
+		anon[p->kind] += a;
+		other[p->kind] += o;
 	}
 	w->requested = sn->requested;
 	w->usable = sn->usable;
@@ -322,9 +336,10 @@ int model_mem_smaps(struct model *m, const struct trace_record *rec, const struc
 	snapshot_clear(sn);
 	sn->maps = malloc((n ? n : 1) * sizeof(*sn->maps));
 	sn->map_live = calloc(n ? n : 1, sizeof(*sn->map_live));
+	sn->map_mapped = calloc(n ? n : 1, sizeof(*sn->map_mapped));
 	sn->groups = malloc((n + PROCFS_KINDS) * sizeof(*sn->groups));
 	hints = calloc(n ? n : 1, 1);
-	if (!sn->maps || !sn->map_live || !sn->groups || !hints)
+	if (!sn->maps || !sn->map_live || !sn->map_mapped || !sn->groups || !hints)
 		goto oom;
 	int sorted = 1;
 	for (size_t i = 0; i < n; i++) {
@@ -374,8 +389,11 @@ int model_mem_smaps(struct model *m, const struct trace_record *rec, const struc
 			else
 				lo = mid + 1;
 		}
-		for (size_t j = lo; j < n && sn->maps[j].start < v->end; j++)
+		for (size_t j = lo; j < n && sn->maps[j].start < v->end; j++) {
+			const struct procfs_map *p = &sn->maps[j];
 			hints[j] |= PROCFS_HINT_MMAP;
+			sn->map_mapped[j] += (v->end < p->end ? v->end : p->end) - (v->start > p->start ? v->start : p->start);
+		}
 	}
 	procfs_classify(sn->maps, n, hints);
 	sn->ngroups = procfs_group(sn->maps, n, sn->groups, n + PROCFS_KINDS);

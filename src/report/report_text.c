@@ -132,7 +132,11 @@ static const char *frame_name(const struct model_frame *f, char *label, size_t l
 static int library_frame(const struct model *m, const struct model_frame *f)
 {
 	static const char *const lib_dirs[] = { "/rustc/", "/.cargo/registry/", "/usr/include/", "/usr/lib/" };
-	if (!f->module || !m->sum.program || strcmp(f->module, m->sum.program))
+	struct model_module exe;
+	/* the trace names the executable first, as the loader saw it: the
+	 * command line may have named it another way ("dir/../prog") */
+	const char *program = model_modules(m, &exe, 1) && exe.path ? exe.path : m->sum.program;
+	if (!f->module || !program || strcmp(f->module, program))
 		return 1;
 	if (!f->file)
 		return 0;
