@@ -185,11 +185,21 @@ static void tooltip(struct svg *s, const struct flame_node *nd)
 		if (bv)
 			fprintf(s->out, " (%+.1f%%)", 100.0 * ((double)nv - (double)bv) / (double)bv);
 	} else {
+		/* "480 B in 10 blocks", "100 allocations, 4.7 KiB (4,800 B)" */
+		static const char *const unit[FLAME_KEYS][2] = {
+			[MODEL_BY_PEAK] = { "block", "blocks" },
+			[MODEL_BY_ALLOCATIONS] = { "allocation", "allocations" },
+			[MODEL_BY_BYTES] = { "allocation", "allocations" },
+			[MODEL_BY_TEMPORARY] = { "temporary allocation", "temporary allocations" },
+			[MODEL_BY_LEAKED] = { "block", "blocks" },
+		};
 		fmt_value(v, sizeof(v), nd->v[k], bytes);
 		fmt_value(c, sizeof(c), nd->c[k], !bytes);
-		fprintf(s->out, "%s, %s %s, %.2f%% of %s", v, c,
-			bytes ? (nd->c[k] == 1 ? "block" : "blocks") : "bytes", pct(nd->v[k], s->total),
-			flame_key_title(k));
+		if (bytes)
+			fprintf(s->out, "%s in %s %s", v, c, unit[k][nd->c[k] != 1]);
+		else
+			fprintf(s->out, "%s %s, %s", v, unit[k][nd->v[k] != 1], c);
+		fprintf(s->out, ", %.2f%% of %s", pct(nd->v[k], s->total), flame_key_title(k));
 	}
 	if (nd->file || nd->inlined) {
 		fputs("&#10;", s->out);
