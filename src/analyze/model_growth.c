@@ -16,9 +16,9 @@
 #include <string.h>
 
 struct chain {
-	uint64_t max, copied, cur_size;
+	uint64_t max, copied, cur_size, reallocs, moves;
 	uint32_t origin;    /* stack index of the first allocation */
-	uint32_t reallocs, moves, cur_slack;
+	uint32_t cur_slack;
 	uint32_t next_free; /* in the free list; 0 = end */
 	uint8_t used;
 };
