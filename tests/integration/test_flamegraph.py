@@ -38,7 +38,10 @@ def flamegraph(*args, expect=0):
 def folded(trace, metric):
     """{path: value} of `flamegraph --folded`; every line is 'path value'."""
     out = {}
-    for line in flamegraph(trace, "--folded", "--metric", metric).stdout.splitlines():
+    # split at "\n" only: a name may hold U+2028, which splitlines() also splits at
+    for line in flamegraph(trace, "--folded", "--metric", metric).stdout.rstrip("\n").split("\n"):
+        if not line:
+            continue
         m = re.fullmatch(r"(.+) (\d+)", line)
         check(m, f"folded line is not 'path value': {line!r}")
         check(m.group(1) not in out, f"folded path twice: {m.group(1)!r}")

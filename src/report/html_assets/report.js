@@ -60,7 +60,7 @@
 	}
 
 	/* a duration for an axis: no trailing zeros */
-	function fmtTick(ns) { return fmtDur(ns).replace(/\.0+ /, " ").replace(/(\.\d*?)0+ /, "$1 "); }
+	function fmtTick(ns) { return ns === 0 ? "0" : fmtDur(ns).replace(/\.0+ /, " ").replace(/(\.\d*?)0+ /, "$1 "); }
 
 	function pct(a, b) { return b ? (100 * a / b).toFixed(a === b ? 0 : 1) + "%" : "\u2013"; }
 
@@ -164,6 +164,29 @@
 			if (D.frames[st.f[i]][5] !== 2)
 				return i;
 		return 0;
+	}
+
+	/* The way from the headline frame down to the allocation, in short names:
+	 * what tells apart two stacks that share a headline. */
+	function via(st, h) {
+		if (h === 0)
+			return "";
+		var inner = frame(st.f[0]).name, next = frame(st.f[h - 1]).name;
+		var s = "\u2192 " + shortName(next);
+		if (h > 1)
+			s += (h > 2 ? " \u2192 \u2026" : "") + " \u2192 " + shortName(inner);
+		return s;
+	}
+
+	/* the tree's short name of a function when it is in the tree, else the name */
+	var shortNames = null;
+	function shortName(name) {
+		if (!shortNames) {
+			shortNames = Object.create(null);
+			for (var i = 1; i < D.tree.n; i++)
+				shortNames[S[D.tree.name[i]]] = S[D.tree.sname[i]];
+		}
+		return shortNames[name] || name;
 	}
 
 	/* ---- header and summary ------------------------------------------------ */
@@ -291,8 +314,10 @@
 
 		/* the chosen call sites stacked from the bottom, the rest up to the heap */
 		var layers = T.series.map(function (sr, j) {
-			var st = D.stacks[sr.stack], f = frame(st.f[headline(st)]);
-			return { v: sr.v, colour: SERIES[j % SERIES.length], name: f.name, where: where(f), peak: st.n[5] };
+			var st = D.stacks[sr.stack], h = headline(st), f = frame(st.f[h]);
+			var inner = h ? " \u2192 " + shortName(frame(st.f[0]).name) : "";
+			return { v: sr.v, colour: SERIES[j % SERIES.length], name: shortName(f.name) + inner, full: f.name,
+				 where: where(f), peak: st.n[5] };
 		});
 		var other = [];
 		for (i = 0; i < n; i++) {
@@ -361,7 +386,7 @@
 			sw.style.background = L.colour;
 			it.appendChild(sw);
 			var nm = el("span", "name", L.name + (L.other ? "" : "  (" + fmtBytes(L.peak) + " at the peak)"));
-			nm.title = L.name + (L.where ? "\n" + L.where : "");
+			nm.title = (L.full || L.name) + (L.where ? "\n" + L.where : "");
 			it.appendChild(nm);
 			legend.appendChild(it);
 		});
@@ -624,7 +649,9 @@
 			name.appendChild(tw);
 			name.appendChild(document.createTextNode(f.name || "?"));
 			site.appendChild(name);
-			var loc = where(f);
+			var loc = where(f), path = via(st, h);
+			if (path)
+				site.appendChild(el("div", "via", path));
 			site.appendChild(el("div", "loc", (loc ? loc + "  \u00b7  " : "") + st.frames_total + " " +
 					    plural(st.frames_total, "frame", "frames")));
 			tr.appendChild(site);

@@ -61,7 +61,7 @@ def check(page, kind, screenshot=None):
 # x86-64 assembly for a function whose symbol name holds markup, quotes, an
 # ampersand, ';' and bytes that are not UTF-8: no C compiler takes such a name,
 # the assembler does when it is quoted. The C test program calls it.
-HOSTILE_NAME = b'evil<script>alert(1)</script>&amp;\\"q\'\xff\xfe;x'
+HOSTILE_NAME = b'evil<script>alert(1)</script>&amp;\\"q\'\xff\xfe;x\xe2\x80\xa8y'
 
 
 def hostile_program():
