@@ -176,10 +176,10 @@ void procfs_classify(struct procfs_map *v, size_t n, const uint8_t *hints)
 			; /* an arena or a thread stack, from its shape */
 		else if (p[0])
 			m->kind = is_anon(m) ? named_anon(p) : PROCFS_ANON;
-		else if (i && v[i - 1].kind == PROCFS_LIB && v[i - 1].end == m->start && v[i - 1].perms[1] == 'w' &&
-			 rw(m)) {
+		else if (i && (v[i - 1].kind == PROCFS_LIB || v[i - 1].kind == PROCFS_SELF) && v[i - 1].end == m->start &&
+			 v[i - 1].perms[1] == 'w' && rw(m)) {
 			/* .bss: the loader maps it anonymous, right after the file's data */
-			m->kind = PROCFS_LIB;
+			m->kind = v[i - 1].kind;
 			m->owner = v[i - 1].owner;
 		} else
 			m->kind = PROCFS_ANON;

@@ -664,12 +664,16 @@ static void test_shapes(void)
 		{ .start = 0x7f0008000000, .end = 0x7f0008001000, .perms = "---p", .path = "" }, /* reserved */
 		{ .start = 0x7f0009000000, .end = 0x7f0009001000, .perms = "rw-p", .path = "" },
 		{ .start = 0x7f000a000000, .end = 0x7f000a001000, .perms = "rw-p", .path = "/dev/shm/x" },
+		{ .start = 0x7f000b000000, .end = 0x7f000b001000, .perms = "r-xp", .path = "/x/libheapscope.so" },
+		{ .start = 0x7f000b001000, .end = 0x7f000b002000, .perms = "rw-p", .path = "/x/libheapscope.so" },
+		{ .start = 0x7f000b002000, .end = 0x7f000b003000, .perms = "rw-p", .path = "" }, /* its .bss */
 	};
 	size_t n = sizeof(v) / sizeof(v[0]);
-	uint8_t hints[9] = { 0, 0, 0, 0, 0, 0, 0, PROCFS_HINT_MMAP, PROCFS_HINT_MMAP };
+	uint8_t hints[12] = { 0, 0, 0, 0, 0, 0, 0, PROCFS_HINT_MMAP, PROCFS_HINT_MMAP, 0, 0, 0 };
 	procfs_classify(v, n, hints);
 	static const enum procfs_kind want[] = { PROCFS_LIB,  PROCFS_LIB, PROCFS_LIB,  PROCFS_STACK, PROCFS_STACK,
-						 PROCFS_HEAP, PROCFS_ANON, PROCFS_MMAP, PROCFS_MMAP };
+						 PROCFS_HEAP, PROCFS_ANON, PROCFS_MMAP, PROCFS_MMAP,
+						 PROCFS_SELF, PROCFS_SELF, PROCFS_SELF };
 	for (size_t i = 0; i < n; i++)
 		check(v[i].kind == want[i], "shape %zu is %s (got %s)", i, procfs_kind_name(want[i]),
 		      procfs_kind_name(v[i].kind));
