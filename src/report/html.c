@@ -550,6 +550,53 @@ static void histogram(struct doc *d)
 	fputs("],\n", d->out);
 }
 
+/* From bytes requested to RSS at peak RSS and at exit (the model's
+ * snapshots of the mappings), with the mappings by kind. */
+static void waterfall(struct doc *d)
+{
+	static const char *const when[MODEL_AT_N] = { "peak", "exit" };
+	FILE *out = d->out;
+	fputs("\"waterfall\":[", out);
+	for (int at = 0; at < MODEL_AT_N; at++) {
+		const struct model_snapshot *sn = &d->m->snap[at];
+		const struct model_waterfall *w = &sn->w;
+		fprintf(out, "%s{\"at\":\"%s\",\"present\":%s", at ? ",\n" : "", when[at],
+			sn->present ? "true" : "false");
+		if (!sn->present) {
+			putc('}', out);
+			continue;
+		}
+		fprintf(out, ",\"time_ns\":%" PRIu64 ",\"live_blocks\":%" PRIu64 ",\"allocator_stats\":%s,\"steps\":[",
+			sn->time_ns, sn->live_blocks, w->allocator_stats ? "true" : "false");
+		for (int k = 0; k < MODEL_W_STEPS; k++)
+			fprintf(out, "%s[\"%s\",%" PRId64 "]", k ? "," : "", model_wstep_name((enum model_wstep)k),
+				w->step[k]);
+		fprintf(out, "],\"heap_rss\":%" PRIu64 ",\"anon_rss\":%" PRIu64 ",\"rss\":%" PRIu64
+			     ",\"unexplained\":%" PRIu64 ",\"mallinfo\":",
+			w->heap_rss, w->anon_rss, w->rss, w->unexplained);
+		if (sn->mallinfo.present)
+			fprintf(out, "{\"time_ns\":%" PRIu64 ",\"arena\":%" PRIu64 ",\"in_use\":%" PRIu64
+				     ",\"free\":%" PRIu64 ",\"mmapped\":%" PRIu64 ",\"mmapped_chunks\":%" PRIu64 "}",
+				sn->mallinfo.time_ns, sn->mallinfo.arena, sn->mallinfo.uordblks, sn->mallinfo.fordblks,
+				sn->mallinfo.hblkhd, sn->mallinfo.hblks);
+		else
+			fputs("null", out);
+		fputs(",\"groups\":[", out);
+		for (size_t i = 0; i < sn->ngroups; i++) {
+			const struct procfs_group *g = &sn->groups[i];
+			const char *name = g->kind == PROCFS_LIB && g->name ? procfs_basename(g->name)
+									: procfs_kind_name(g->kind);
+			fputs(i ? "," : "", out);
+			putc('[', out);
+			jstr(out, name);
+			fprintf(out, ",%zu,%" PRIu64 ",%" PRIu64 ",%" PRIu64 "]", g->t.maps, g->t.size, g->t.rss,
+				g->t.anonymous);
+		}
+		fputs("]}", out);
+	}
+	fputs("],\n", out);
+}
+
 static void strings(struct doc *d)
 {
 	fputs("\"strings\":[", d->out);
@@ -578,8 +625,7 @@ static int data(struct doc *d)
 		return ret;
 	frames(d);
 	histogram(d);
-	/* memory beyond the heap (mappings over time) is not in the model yet */
-	fputs("\"waterfall\":null,\n", d->out);
+	waterfall(d);
 	strings(d);
 	return d->oom ? -ENOMEM : 0;
 }

@@ -79,6 +79,11 @@ def _():
     peak_point = max(range(len(tl["heap"])), key=lambda i: tl["heap"][i])
     eq(sum(sr["v"][peak_point] for sr in tl["series"]), 3 * MiB, "series at the peak")
     eq(sum(h[2] for h in d["hist"]), 127, "histogram counts")
+    # the waterfall: both moments, and where the trace has a snapshot its steps add up to RSS
+    eq([w["at"] for w in d["waterfall"]], ["peak", "exit"], "waterfall moments")
+    for w in d["waterfall"]:
+        if w["present"]:
+            eq(sum(v for _, v in w["steps"]), w["rss"], f"waterfall at {w['at']}: steps sum to RSS")
 
 
 @T.test("self-contained: nothing loaded from anywhere, CSP forbids it")
@@ -200,6 +205,11 @@ def _():
         check(v["frames"] > 1, f"metric {m}: {v['frames']} frames")
     check(r["search"]["matches"] > 0 and r["search"]["text"].startswith("Matched:"), f"search: {r['search']}")
     check(r["stack_frames"] > 3, f"an opened row shows {r['stack_frames']} frames")
+    _, d = page_data(path)
+    if any(w["present"] for w in d["waterfall"]):
+        check(r["waterfall_rows"] >= 5, f"waterfall: {r['waterfall_rows']} rows drawn")
+    else:
+        check("no snapshot" in r["waterfall_text"], f"waterfall placeholder: {r['waterfall_text']!r}")
     check(r["render_ms"] < 1000, f"drawing took {r['render_ms']} ms")
     check(os.path.getsize(SCREENSHOT) > 20000, "screenshot missing or empty")
 

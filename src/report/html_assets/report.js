@@ -763,15 +763,123 @@
 		box.appendChild(svg);
 	}
 
-	/* ---- memory beyond the heap ------------------------------------------- */
+	/* ---- memory beyond the heap: the waterfall ------------------------------ */
+
+	/* the words of each step, as the terminal report has them; [positive, negative] */
+	var WSTEP = {
+		requested: ["requested by the program"],
+		usable: ["+ rounding up to the usable size"],
+		headers: ["+ chunk headers, 8 B per block"],
+		allocator_in_use: ["+ in use by the allocator, not live", "\u2212 live blocks the allocator's sample misses"],
+		allocator_free: ["+ free memory the allocator holds"],
+		not_resident: ["+ heap pages beyond what the allocator holds", "\u2212 held but not resident"],
+		mmap: ["+ the program's own mappings"],
+		thread_stacks: ["+ thread stacks"],
+		library_data: ["+ libraries' written data and .bss"],
+		file_copies: ["+ private copies of other files' pages"],
+		heapscope: ["+ heapscope's own anonymous memory"],
+		unexplained: ["+ unexplained anonymous memory"],
+		library_files: ["+ libraries' code and read-only data"],
+		other_files: ["+ other files"],
+		mmap_files: ["+ the program's file and shared mappings"],
+		kernel: ["+ kernel pages ([vdso])"],
+		heapscope_files: ["+ heapscope's library and shared buffers"],
+		unexplained_shared: ["+ unexplained shared memory"],
+	};
+	var WTOTAL = { not_resident: "= heap RSS", unexplained: "= anonymous RSS", unexplained_shared: "= RSS" };
+	var wfAt = null;
+
+	function fmtSigned(v) { return (v < 0 ? "\u2212" : v > 0 ? "+" : "") + fmtBytes(Math.abs(v)); }
 
 	function waterfall() {
-		var box = document.getElementById("waterfall");
+		var box = document.getElementById("waterfall"), snaps = (D.waterfall || []).filter(function (w) { return w.present; });
 		box.textContent = "";
-		if (!D.waterfall) {
-			box.appendChild(el("p", "muted", "Not in this report yet: the mappings outside the malloc heap " +
-					    "(mmap, thread stacks, files) will be drawn here once heapscope's model tracks them."));
+		if (!snaps.length) {
+			box.appendChild(el("p", "muted", "This trace holds no snapshot of the process's mappings, so the way " +
+					    "from bytes requested to resident memory cannot be drawn."));
 			return;
+		}
+		if (!wfAt || !snaps.some(function (w) { return w.at === wfAt; }))
+			wfAt = snaps[0].at;
+		var bar = el("div", "toolbar"), seg = el("div", "seg");
+		seg.setAttribute("role", "group");
+		snaps.forEach(function (w) {
+			var b = el("button", null, w.at === "peak" ? "At peak RSS" : "At exit");
+			b.type = "button";
+			b.dataset.at = w.at;
+			b.setAttribute("aria-pressed", w.at === wfAt ? "true" : "false");
+			b.addEventListener("click", function () {
+				wfAt = w.at;
+				waterfall();
+			});
+			seg.appendChild(b);
+		});
+		bar.appendChild(seg);
+		var w = snaps.filter(function (x) { return x.at === wfAt; })[0];
+		bar.appendChild(el("span", "muted", "at " + fmtDur(w.time_ns) + ": from the bytes the program requested to the " +
+				   "memory resident in the process, step by step"));
+		box.appendChild(bar);
+
+		/* rows: each non-zero step, and the three running totals */
+		var rows = [], total = 0, max = 0;
+		w.steps.forEach(function (st) {
+			var name = st[0], v = st[1], before = total;
+			total += v;
+			max = Math.max(max, before, total);
+			if (v || name === "requested") {
+				var words = WSTEP[name] || [name];
+				var label = v < 0 && words[1] ? words[1] : words[0];
+				if (name === "allocator_free" && !w.allocator_stats)
+					label = "+ allocator overhead and free memory, resident";
+				if (name === "requested")
+					label += ", " + fmtCount(w.live_blocks) + " " + plural(w.live_blocks, "block", "blocks");
+				rows.push({ label: label, from: before, to: total, v: v });
+			}
+			if (WTOTAL[name])
+				rows.push({ label: WTOTAL[name], from: 0, to: total, v: null, sum: true });
+		});
+		var t = el("div", "wf");
+		rows.forEach(function (r) {
+			var row = el("div", "wrow" + (r.sum ? " sum" : ""));
+			row.appendChild(el("div", "wl", r.label));
+			var track = el("div", "wt"), b = el("div", "wb" + (r.sum ? " total" : r.v < 0 ? " neg" : ""));
+			var lo = Math.min(r.from, r.to), hi = Math.max(r.from, r.to);
+			b.style.left = (max ? 100 * lo / max : 0).toFixed(2) + "%";
+			b.style.width = Math.max(max ? 100 * (hi - lo) / max : 0, 0.2).toFixed(2) + "%";
+			track.appendChild(b);
+			row.appendChild(track);
+			row.appendChild(el("div", "wv", r.sum ? "" : fmtSigned(r.v)));
+			row.appendChild(el("div", "wv", fmtBytes(r.to)));
+			row.appendChild(el("div", "wv muted", pct(r.sum ? r.to : Math.abs(r.v), w.rss)));
+			t.appendChild(row);
+		});
+		box.appendChild(t);
+		var notes = el("div", "notes");
+		notes.appendChild(el("div", null, "Unexplained: " + fmtBytes(w.unexplained) + ", " + pct(w.unexplained, w.anon_rss) +
+				     " of anonymous RSS" + (w.unexplained ? " ('heapscope maps TRACE' lists the mappings)" : "")));
+		var mi = w.mallinfo;
+		notes.appendChild(el("div", null, mi ? "Allocator (mallinfo2 at " + fmtDur(mi.time_ns) + "): arena " + fmtBytes(mi.arena) +
+				     ", in use " + fmtBytes(mi.in_use) + ", free " + fmtBytes(mi.free) + "; " + fmtBytes(mi.mmapped) +
+				     " in " + fmtCount(mi.mmapped_chunks) + " mmapped " + plural(mi.mmapped_chunks, "chunk", "chunks")
+				     : "Allocator: no mallinfo2 sample in the trace, so its overhead and free memory are one step"));
+		box.appendChild(notes);
+		if (w.groups.length) {
+			var table = el("table", "top"), hr = el("tr"), tb = el("tbody");
+			[["mappings by kind", ""], ["mappings", "num"], ["size", "num"], ["RSS", "num"], ["anonymous", "num"]].forEach(function (h) {
+				hr.appendChild(el("th", h[1], h[0]));
+			});
+			var thead = el("thead");
+			thead.appendChild(hr);
+			table.appendChild(thead);
+			w.groups.forEach(function (g) {
+				var tr = el("tr");
+				tr.appendChild(el("td", "site", g[0]));
+				tr.appendChild(el("td", "num", fmtCount(g[1])));
+				[2, 3, 4].forEach(function (k) { tr.appendChild(el("td", "num", fmtBytes(g[k]))); });
+				tb.appendChild(tr);
+			});
+			table.appendChild(tb);
+			box.appendChild(table);
 		}
 	}
 

@@ -34,6 +34,8 @@ async function html(page, out) {
 			table_rows: document.querySelectorAll("#table tr.row").length,
 			table_sites: Array.from(document.querySelectorAll("#table tr.row .site")).map(e => e.textContent),
 			hist_bars: document.querySelectorAll("#hist rect.hbar").length,
+			waterfall_rows: document.querySelectorAll("#waterfall .wrow").length,
+			waterfall_text: document.getElementById("waterfall").textContent.slice(0, 200),
 			scripts: document.querySelectorAll("script").length,
 			warnings: Array.from(document.querySelectorAll(".warn")).filter(e => !e.hidden && e.offsetParent).map(e => e.textContent),
 		};
