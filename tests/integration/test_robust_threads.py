@@ -82,6 +82,26 @@ def _():
     check(d["summary"]["threads"] >= 10_000, f"threads {d['summary']['threads']}, want >= 10000")
 
 
+@T.test("2 000 threads alive at once, more than the per-thread buffers: recorded or counted dropped")
+def _():
+    path, rec = T.record(build("robust_manythreads"), ["2000", "2000", "together"])
+    own = counts(rec.stdout, "robust_manythreads")
+    eq(own["mallocs"], 6000, "the program's allocations")
+    d = T.report_json(path, "--top", "0")
+    s = d["summary"]
+    eq(s["complete"], True, "complete")
+    allocs, leaked = at_line(d, "robust_manythreads", "alloc")
+    lost = own["mallocs"] - allocs
+    check(0 <= lost, f"trace has {allocs} allocations, the program made {own['mallocs']}")
+    eq(leaked, 0, "blocks of LINE:alloc without their free")
+    # a thread without a buffer loses its allocations and their frees
+    check(s["dropped_events"] >= 2 * lost, f"{lost} allocations (and their frees) missing, "
+          f"{s['dropped_events']} events reported dropped")
+    if lost:
+        text = T.report(path).stdout
+        check("dropped" in text, "the text report does not say events were dropped")
+
+
 @T.test("allocation inside signal handlers: counted, or the drops reported")
 def _():
     # A handler that runs while the interrupted thread is inside heapscope's

@@ -1,8 +1,11 @@
 /* robust_manythreads.c: THREADS short-lived threads, at most BATCH alive at
  * once. Each makes PER blocks of 24 + (i % 8) bytes and frees them, then
- * exits. Prints what it counted:
+ * exits. With "together", the threads of a batch wait for each other
+ * before allocating and again before freeing, so BATCH threads hold their
+ * blocks, and the profiler its per-thread buffers, at once. Prints
+ * what it counted:
  *	robust_manythreads: threads T mallocs M frees F
- * usage: robust_manythreads [THREADS [BATCH]]   (default 10000, 16)
+ * usage: robust_manythreads [THREADS [BATCH [together]]]   (default 10000, 16)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -12,11 +15,15 @@
 #define PER 3
 
 static atomic_long mallocs, frees;
+static pthread_barrier_t together;
+static int use_barrier;
 
 static void *worker(void *arg)
 {
 	long id = (long)arg;
 	void *p[PER];
+	if (use_barrier)
+		pthread_barrier_wait(&together);
 	for (int i = 0; i < PER; i++) {
 		p[i] = malloc(24 + (size_t)((id + i) % 8)); /* LINE:alloc */
 		if (!p[i])
@@ -24,6 +31,8 @@ static void *worker(void *arg)
 		*(volatile char *)p[i] = 1;
 		atomic_fetch_add(&mallocs, 1);
 	}
+	if (use_barrier) /* every thread of the batch holds its blocks (and its ring) */
+		pthread_barrier_wait(&together);
 	for (int i = 0; i < PER; i++) {
 		free(p[i]);
 		atomic_fetch_add(&frees, 1);
@@ -35,9 +44,12 @@ int main(int argc, char **argv)
 {
 	long n = argc > 1 ? atol(argv[1]) : 10000;
 	int batch = argc > 2 ? atoi(argv[2]) : 16;
-	pthread_t th[256];
-	if (batch < 1 || batch > 256)
+	static pthread_t th[4096];
+	if (batch < 1 || batch > 4096 || (argc > 3 && n % batch))
 		return 2;
+	use_barrier = argc > 3;
+	if (use_barrier)
+		pthread_barrier_init(&together, NULL, (unsigned)batch);
 	long started = 0;
 	while (started < n) {
 		int k = 0;
