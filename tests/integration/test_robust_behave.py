@@ -6,6 +6,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import subprocess
 
 import hstest as T
@@ -50,6 +51,56 @@ def _():
     missing = [l for l in a if l not in b]
     check(not extra and not missing,
           f"under heapscope the program also sees {extra} and no longer sees {missing}")
+
+
+def inherited_signal_state():
+    """What a caller may hand down: SIGINT ignored, SIGUSR2 blocked."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+
+
+@T.test("an ignored and a blocked signal are inherited as without heapscope")
+def _():
+    prog = build("robust_behave")
+    kw = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=T.TIMEOUT,
+              preexec_fn=inherited_signal_state, cwd=T.TMP)
+    direct = subprocess.run([prog, "state"], **kw)
+    out = os.path.join(T.TMP, "inherit.hst")
+    if os.path.exists(out):
+        os.unlink(out)
+    rec = subprocess.run([T.HEAPSCOPE, "record", "-o", out, "--", prog, "state"], **kw)
+    eq(rec.returncode, 0, f"record exit ({T.tail(rec.stderr)})")
+    sig = lambda text: [l for l in text.splitlines() if l.startswith(("SigIgn", "SigBlk", "SigCgt"))]
+    check(sig(direct.stdout) and sig(direct.stdout)[0] != "SigIgn:\t0000000000000000",
+          f"the caller's SIGINT was not ignored: {sig(direct.stdout)}")
+    eq(sig(rec.stdout), sig(direct.stdout), "ignored, blocked and caught signals")
+
+
+@T.test("SIGPIPE: a reader that goes away ends the program as without heapscope")
+def _():
+    prog = build("robust_behave")
+
+    def run(cmd):
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=T.TMP)
+        p.stdout.read(4096)
+        p.stdout.close()
+        try:
+            err = p.stderr.read()
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise T.Fail(f"{cmd[0]} did not end after its reader went away")
+        return p.returncode, err.decode(errors="replace")
+    rc, _ = run([prog, "flood"])
+    eq(rc, -13, "without heapscope")
+    out = os.path.join(T.TMP, "flood.hst")
+    if os.path.exists(out):
+        os.unlink(out)
+    rc, err = run([T.HEAPSCOPE, "record", "-o", out, "--", prog, "flood"])
+    eq(rc, 128 + 13, f"record exit ({T.tail(err)})")
+    s = T.report_json(out)["summary"]
+    eq((s["exit"], s["exit_signal"]), ("signaled", 13), "summary exit, signal")
 
 
 @T.test("a program that closes every descriptor keeps its own files")

@@ -4,6 +4,7 @@
  *	         (/proc/self/status), core limit and dumpable flag
  *	echo     copies stdin to stdout through malloc'd buffers, then prints
  *	         "robust_behave: echoed N bytes in M reads"
+ *	flood    writes lines to stdout until a write fails (SIGPIPE ends it)
  *	segv     allocates, then dies of SIGSEGV
  *	term     allocates, then raise(SIGTERM)
  *	exit N   allocates, then exit(N)
@@ -94,6 +95,16 @@ int main(int argc, char **argv)
 		state();
 	} else if (!strcmp(mode, "echo")) {
 		echo();
+	} else if (!strcmp(mode, "flood")) {
+		static const char line[] = "robust_behave: flood\n";
+		for (;;) {
+			char *p = malloc(sizeof(line)); /* LINE:flood */
+			memcpy(p, line, sizeof(line));
+			ssize_t n = write(1, p, sizeof(line) - 1);
+			free(p);
+			if (n < 0)
+				return 4; /* SIGPIPE ignored: the write failed instead */
+		}
 	} else if (!strcmp(mode, "segv")) {
 		fflush(stdout);
 		*(volatile int *)(argc - 2 + (char *)0) = 1; /* argc is 2: a null write */
