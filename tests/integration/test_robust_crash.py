@@ -115,6 +115,55 @@ def _():
         eq(d["summary"]["exit_signal"], 9, "summary.exit_signal")
 
 
+@T.test("SIGKILL to the recorder: what is lost is at most its last second")
+def _():
+    # The writer closes a block at least every second, so a killed recorder
+    # loses what it had not yet flushed: about one second of events (and the
+    # symbol table, written at the end).
+    prog = build("robust_crash")
+    counter = os.path.join(T.TMP, "reckill.counter")
+    out = os.path.join(T.TMP, "reckill.hst")
+    for f in (counter, out):
+        if os.path.exists(f):
+            os.unlink(f)
+    hs = subprocess.Popen([T.HEAPSCOPE, "record", "-o", out, "--", prog, "loop", counter],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=T.TMP)
+    target = None
+    samples = []
+    try:
+        target = wait_for(lambda: children_of(hs.pid), "the target to start")[0]
+        wait_for(lambda: os.path.exists(counter) and os.path.getsize(counter) >= 8, "the counter file")
+        end = time.monotonic() + 2.0 + rng.uniform(0, 1.0)
+        while time.monotonic() < end:
+            with open(counter, "rb") as f:
+                samples.append((time.monotonic(), int.from_bytes(f.read(8), "little")))
+            time.sleep(0.02)
+        os.kill(hs.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        hs.wait(timeout=30)
+        with open(counter, "rb") as f:
+            after = int.from_bytes(f.read(8), "little")
+        check(alive(target), "the program died with its recorder")
+    finally:
+        if hs.poll() is None:
+            hs.kill()
+            hs.wait()
+        if target and alive(target):
+            os.kill(target, signal.SIGKILL)
+    d, rep_err = report_any(out)
+    s = d["summary"]
+    eq(s["complete"], False, "complete")
+    check("incomplete" in rep_err, f"report does not say the trace is incomplete: {T.tail(rep_err)}")
+    # the program's count 1.5 s before the kill (one second of flush interval,
+    # half a second for scheduling on a busy machine) must all be there
+    before = [c for t, c in samples if t <= killed_at - 1.5]
+    check(before, "no sample 1.5 s before the kill")
+    got = s["allocations"]
+    check(got >= before[-1], f"trace has {got} allocations; the program had made {before[-1]} "
+          f"1.5 s before the recorder was killed (seed {SEED})")
+    check(got <= after + 1 + 10, f"trace has {got} allocations, more than the program made ({after})")
+
+
 def outlive(how, seed_sleep):
     """Records robust_outlive, interrupts the recorder with how, lets the
     program go on. Returns (recorder status, trace doc, report stderr,

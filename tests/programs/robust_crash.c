@@ -2,9 +2,10 @@
  * outside at a random one.
  *	N kill|segv|abort   makes N blocks of 100 bytes (never freed), writes
  *	                    "robust_crash: allocated N", then dies that way
- *	loop FILE           allocates and frees blocks forever; after each
- *	                    malloc returns, stores the count in FILE (mapped),
- *	                    so a killer knows how many completed
+ *	loop FILE           allocates and frees blocks forever (1024 stay
+ *	                    live); after each malloc returns, stores the count
+ *	                    in FILE (mapped), so a killer knows how many
+ *	                    completed
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -29,11 +30,10 @@ int main(int argc, char **argv)
 		if (count == MAP_FAILED)
 			return 1;
 		for (uint64_t i = 0;; i++) {
-			void *p = malloc(32 + i % 512); /* LINE:loop */
+			free(keep[i % 1024]);
+			keep[i % 1024] = malloc(32 + i % 512); /* LINE:loop */
 			count[0] = i + 1;
-			*(volatile char *)p = 1;
-			if (i % 4 == 3)
-				free(p); /* most blocks stay: the live set grows */
+			*(volatile char *)keep[i % 1024] = 1;
 		}
 	}
 	long n = atol(argv[1]);
