@@ -326,8 +326,9 @@ int cmd_flamegraph(int argc, char **argv)
 				report_bytes(tb, sizeof(tb), root->b[key]);
 			else
 				report_count(tb, sizeof(tb), root->b[key]);
-			snprintf(sub, sizeof(sub), "%s (%s) \xe2\x86\x92 %s (%s): red grew, blue shrank; widths are %s",
-				 base_name(files[0]), tb, base_name(files[1]), total, base_name(files[1]));
+			/* the paths as given: two builds' traces often share a base name */
+			snprintf(sub, sizeof(sub), "%s (%s) \xe2\x86\x92 %s (%s): red grew, blue shrank; widths are the second's",
+				 files[0], tb, files[1], total);
 		} else {
 			snprintf(sub, sizeof(sub), "%s: %s %s%s%s", base_name(files[0]), total, flame_key_title(key),
 				 m->sum.program ? " \xc2\xb7 " : "", m->sum.program ? base_name(m->sum.program) : "");

@@ -323,7 +323,8 @@ int flame_write_svg(FILE *out, const struct flame_tree *t, enum model_key key, c
 	if (o && o->title)
 		snprintf(title, sizeof(title), "%s", o->title);
 	else
-		snprintf(title, sizeof(title), "%sFlame graph: %s", t->diff ? "Differential " : "", flame_key_title(key));
+		snprintf(title, sizeof(title), "%s: %s", t->diff ? "Differential flame graph" : "Flame graph",
+			 flame_key_title(key));
 
 	fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
 		     "<svg version=\"1.1\" width=\"%u\" height=\"%u\" viewBox=\"0 0 %u %u\" data-cw=\"%.2f\" "
