@@ -4,6 +4,7 @@ exact numbers and the model's totals; names that would break XML; --diff;
 and the SVG's click-to-zoom in a real browser."""
 import os
 import re
+import shutil
 import sys
 import xml.etree.ElementTree as ET
 
@@ -185,6 +186,39 @@ def _():
     r, _, b = map(int, re.findall(r"\d+", fills["temporaries"][0]))
     check(b == 255 and r < 255, f"temporaries shrank but is not blue: {fills['temporaries']}")
     check(fills["g"][1].startswith("+50: 100 \u2192 150 (+50.0%)"), f"g's tooltip: {fills['g'][1]}")
+
+
+def short_labels(out):
+    """{full name: short name} of an SVG's frames that have a short label."""
+    root = ET.parse(out).getroot()
+    return {g.find(SVG + "title").text.split("\n")[0]: g.get("data-s")
+            for g in root.iter(SVG + "g") if g.get("class") == "f" and g.get("data-s")}
+
+
+@T.test("labels: C++ and Rust names shortened, the full name in the tooltip")
+def _():
+    out, _, _ = svg(T.record(T.build("cpp_new"))[0], "allocations")
+    eq(short_labels(out).get("operator new(unsigned long)"), "operator new(\u2026)", "C++ operator new's label")
+    cargo = next((c for c in (os.environ.get("CARGO"), shutil.which("cargo"), os.path.expanduser("~/.cargo/bin/cargo"))
+                  if c and os.access(c, os.X_OK)), None)
+    if not cargo:
+        raise T.Skip("cargo not installed: the Rust names are not checked")
+    target = os.path.join(T.BUILD, "examples", "csv-rust")
+    p = T.run([cargo, "build", "--release", "--offline", "--locked", "-q", "--manifest-path",
+               os.path.join(T.EXAMPLES, "csv-rust", "Cargo.toml")], env=dict(os.environ, CARGO_TARGET_DIR=target))
+    check(p.returncode == 0, f"cargo build: {T.tail(p.stderr)}")
+    d = os.path.join(T.TMP, "csv")
+    os.makedirs(d, exist_ok=True)
+    p = T.run([sys.executable, os.path.join(T.EXAMPLES, "gen_csv.py"), "-o", os.path.join(d, "example.csv")])
+    check(p.returncode == 0, f"gen_csv.py: {T.tail(p.stderr)}")
+    trace, _ = T.record(os.path.join(target, "release", "heaptrace_csv"), cwd=d)
+    labels = short_labels(svg(trace, "peak")[0])
+    for full, short in (
+            ("<alloc::vec::Vec<T> as core::iter::traits::collect::FromIterator<T>>::from_iter",
+             "<Vec<\u2026> as FromIterator<\u2026>>::from_iter"),
+            ("alloc::raw_vec::RawVecInner<A>::reserve", "RawVecInner<\u2026>::reserve"),
+            ("core::iter::traits::iterator::Iterator::collect", "Iterator::collect")):
+        eq(labels.get(full), short, f"label of {full}")
 
 
 @T.test("usage errors say what to do")
