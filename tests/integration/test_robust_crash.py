@@ -164,6 +164,46 @@ def _():
     check(got <= after + 1 + 10, f"trace has {got} allocations, more than the program made ({after})")
 
 
+@T.test("a dead recorder not yet reaped (a zombie) does not block the program")
+def _():
+    # Whoever started heapscope may reap it late (a busy supervisor, a
+    # script that waits for something else first). Dead is dead: the
+    # program must not wait on the rings of a recorder that is a zombie.
+    prog = build("robust_outlive")
+    res = os.path.join(T.TMP, "zombie.out")
+    go = os.path.join(T.TMP, "zombie.go")
+    out = os.path.join(T.TMP, "zombie.hst")
+    for f in (res, go, out):
+        if os.path.exists(f):
+            os.unlink(f)
+    hs = subprocess.Popen([T.HEAPSCOPE, "record", "-o", out, "--", prog, res, go],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          cwd=T.TMP)
+    target = None
+    finished = False
+    try:
+        target = wait_for(lambda: os.path.exists(res) and open(res).read().startswith("pid ")
+                          and int(open(res).read().split()[1]), "the program's pid")
+        time.sleep(0.5)
+        os.kill(hs.pid, signal.SIGKILL)
+        wait_for(lambda: open(f"/proc/{hs.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
+                 "the recorder to be a zombie")
+        open(go, "w").close()
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not finished:
+            finished = "phase2" in open(res).read()
+            time.sleep(0.05)
+    finally:
+        hs.wait()  # reaped only now
+        if target and not finished:
+            # let it finish now that the recorder is reaped, then judge
+            wait_for(lambda: "phase2" in open(res).read() or not alive(target), "the program after the reap", 30)
+        if target and alive(target):
+            os.kill(target, signal.SIGKILL)
+    check(finished, "the program blocked while its dead recorder was not yet reaped "
+          "(it went on only once the zombie was gone)")
+
+
 def outlive(how, seed_sleep):
     """Records robust_outlive, interrupts the recorder with how, lets the
     program go on. Returns (recorder status, trace doc, report stderr,
