@@ -53,6 +53,23 @@ def _():
           f"under heapscope the program also sees {extra} and no longer sees {missing}")
 
 
+@T.test("the program's own LD_PRELOAD and environment are kept")
+def _():
+    prog = build("robust_behave")
+    env = dict(os.environ, LD_PRELOAD="libm.so.6", HS_ROBUST_MARK="a b:c=d")
+    kw = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=T.TIMEOUT, env=env, cwd=T.TMP)
+    direct = subprocess.run([prog, "state"], **kw)
+    out = os.path.join(T.TMP, "preload.hst")
+    if os.path.exists(out):
+        os.unlink(out)
+    rec = subprocess.run([T.HEAPSCOPE, "record", "-o", out, "--", prog, "state"], **kw)
+    eq(rec.returncode, 0, f"record exit ({T.tail(rec.stderr)})")
+    envs = lambda text: [l for l in text.splitlines() if l.startswith("env ")]
+    check("env LD_PRELOAD=libm.so.6" in envs(direct.stdout), "LD_PRELOAD not set for the direct run")
+    eq(envs(rec.stdout), envs(direct.stdout), "the environment the program sees")
+    T.report_json(out)
+
+
 def inherited_signal_state():
     """What a caller may hand down: SIGINT ignored, SIGUSR2 blocked."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
