@@ -164,6 +164,36 @@ def _():
     check(got <= after + 1 + 10, f"trace has {got} allocations, more than the program made ({after})")
 
 
+@T.test("Ctrl-C (SIGINT to the whole group): the program ends, the trace is whole")
+def _():
+    prog = build("robust_outlive")
+    res = os.path.join(T.TMP, "ctrlc.out")
+    go = os.path.join(T.TMP, "ctrlc.go")
+    out = os.path.join(T.TMP, "ctrlc.hst")
+    for f in (res, go, out):
+        if os.path.exists(f):
+            os.unlink(f)
+    # its own process group, as a shell's foreground job
+    hs = subprocess.Popen([T.HEAPSCOPE, "record", "-o", out, "--", prog, res, go],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          cwd=T.TMP, start_new_session=True)
+    try:
+        wait_for(lambda: os.path.exists(res) and open(res).read().startswith("pid "), "the program's pid")
+        time.sleep(rng.uniform(0.2, 0.8))
+        os.killpg(hs.pid, signal.SIGINT)
+        _, err = hs.communicate(timeout=60)
+    finally:
+        if hs.poll() is None:
+            os.killpg(hs.pid, signal.SIGKILL)
+            hs.wait()
+    eq(hs.returncode, 130, f"record exit ({T.tail(err.decode(errors='replace'))})")
+    d, _ = report_any(out)
+    s = d["summary"]
+    eq((s["exit"], s["exit_signal"]), ("signaled", 2), "summary exit, signal")
+    eq(s["complete"], True, f"complete ({s.get('incomplete_reason')})")
+    check(innermost(d, "allocations", "robust_outlive", "phase1") > 0, "no phase 1 allocation in the trace")
+
+
 @T.test("a dead recorder not yet reaped (a zombie) does not block the program")
 def _():
     # Whoever started heapscope may reap it late (a busy supervisor, a
