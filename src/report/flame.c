@@ -395,6 +395,8 @@ size_t flame_children(const struct flame_tree *t, uint32_t i, enum model_key key
 			out[n] = c;
 		n++;
 	}
+	if (!max)
+		return n; /* only counted */
 	sort_tree = t;
 	sort_key = key;
 	qsort(out, n < max ? n : max, sizeof(*out), cmp_child);
