@@ -43,7 +43,10 @@ async function html(page, out) {
 
 	/* click a frame narrower than half the graph: after the zoom it spans it all */
 	const target = await page.evaluate(() => {
-		const svg = document.querySelector("#flame svg"), W = svg.viewBox.baseVal.width;
+		const svg = document.querySelector("#flame svg");
+		if (!svg)
+			return null; /* nothing to draw for this metric */
+		const W = svg.viewBox.baseVal.width;
 		let best = null;
 		for (const g of svg.querySelectorAll("g.fr")) {
 			const r = g.querySelector("rect"), w = +r.getAttribute("width");
