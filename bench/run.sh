@@ -84,7 +84,7 @@ fi
 if [ "$QUICK" = 1 ]; then
 	CSV_SCALE=5 CALLS=1000000 BIGC_FUNCS=30 PY_N=100000
 else
-	CSV_SCALE=50 CALLS=10000000 BIGC_FUNCS=200 PY_N=600000
+	CSV_SCALE=50 CALLS=10000000 BIGC_FUNCS=200 PY_N=200000
 fi
 mkdir -p "$W/in/csv1" "$W/in/csvN"
 $PY examples/gen_csv.py -o "$W/in/csv1/example.csv" 2>/dev/null || die "gen_csv.py failed"

@@ -239,14 +239,27 @@ def build(raw):
     L.append("### Where the CPU went (seconds of user + system time, median)")
     L.append("")
     L.append("| workload | target plain | target under heapscope | recorder | target under heaptrack "
-             "| heaptrack's processes |")
-    L.append("|---|--:|--:|--:|--:|--:|")
+             "| heaptrack's processes | CPU heapscope / plain | CPU heaptrack / plain | CPU overhead vs heaptrack |")
+    L.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for name in order:
         def c(tool, attr):
             return med([getattr(r, attr) for r in by.get((name, tool), []) if r.ok and getattr(r, attr) is not None])
+
+        def total(tool):
+            return med([(int(r.res.get("user_us", 0)) + int(r.res.get("sys_us", 0))) / 1e6
+                        for r in by.get((name, tool), []) if r.ok])
+        cp, ch, ct = total("plain"), total("heapscope"), total("heaptrack")
+        rh = ch / cp if cp and ch else None
+        rt = ct / cp if cp and ct else None
+        ov = (rh - 1) / (rt - 1) if rh and rt and rt > 1 else None
         L.append(f"| {name} | {fmt_s(c('plain', 'target_cpu'))} | {fmt_s(c('heapscope', 'target_cpu'))} "
                  f"| {fmt_s(c('heapscope', 'prof_cpu'))} | {fmt_s(c('heaptrack', 'target_cpu'))} "
-                 f"| {fmt_s(c('heaptrack', 'prof_cpu'))} |")
+                 f"| {fmt_s(c('heaptrack', 'prof_cpu'))} | {fmt_x(rh)} | {fmt_x(rt)} "
+                 f"| {'–' if ov is None else f'{ov:.2f}'} |")
+    L.append("")
+    L.append("*CPU ... / plain*: all the CPU time of the run (target and profiler processes) over the plain run's. "
+             "On a machine whose other core is busy, the profiler's own process competes with the target, and "
+             "this ratio predicts the wall-clock ratio better than the one measured on an idle machine.")
     L.append("")
 
     # -- synthetic
