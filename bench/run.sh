@@ -18,6 +18,7 @@
 #   BENCH_TIMEOUT=900    seconds before a run is killed
 #   BENCH_OUT=bench/RESULTS.md
 #   BENCH_KEEP=1         keep traces and logs in build/bench
+#   BENCH_COMMIT=abc123  the commit to name when the tree is not a git checkout
 #
 # Every timing is reported, none is a pass/fail test: the machine is shared.
 set -u
@@ -178,8 +179,12 @@ distro=$(sed -n 's/^PRETTY_NAME="\(.*\)"/\1/p' /etc/os-release 2>/dev/null)
 	printf 'meta\tdate\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
 	printf 'meta\tmachine\t%s cores (%s), %s, %s GiB memory, Linux %s, %s\n' "$(nproc)" "$cpu" "$uname_m" \
 		"$((mem_kb / 1048576))" "$(uname -r)" "$distro"
-	printf 'meta\tcommit\t%s%s\n' "$(git rev-parse --short HEAD 2>/dev/null)" \
-		"$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (with uncommitted changes in src/)')"
+	if [ -n "${BENCH_COMMIT:-}" ]; then
+		printf 'meta\tcommit\t%s\n' "$BENCH_COMMIT"
+	else
+		printf 'meta\tcommit\t%s%s\n' "$(git rev-parse --short HEAD 2>/dev/null)" \
+			"$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (with uncommitted changes in src/)')"
+	fi
 	printf 'meta\theaptrack\t%s\n' "$(heaptrack --version 2>&1 | head -n 1)"
 	printf 'meta\tgcc\t%s\n' "$(gcc --version | head -n 1)"
 	printf 'meta\tpython\t%s\n' "$($PY --version 2>&1)"
