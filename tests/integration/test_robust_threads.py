@@ -10,7 +10,9 @@ a lost allocation as a count short of the program's.
 """
 import os
 import re
+import signal
 import subprocess
+import time
 
 import hstest as T
 from hstest import check, eq
@@ -80,6 +82,36 @@ def _():
     eq(allocs, own["mallocs"], "allocations at LINE:alloc vs the program's count")
     eq(leaked, 0, "blocks of LINE:alloc never freed in the trace (frees lost)")
     check(d["summary"]["threads"] >= 10_000, f"threads {d['summary']['threads']}, want >= 10000")
+
+
+@T.test("10 000 short-lived threads while the recorder falls behind: still every event")
+def _():
+    # The recorder stopped for a moment (a busy machine, a debugger): the
+    # threads that exit meanwhile leave their buffers for it to recycle.
+    # Events are never dropped while the recorder lives; the program waits.
+    prog = build("robust_manythreads")
+    out = os.path.join(T.TMP, "manythreads-stall.hst")
+    if os.path.exists(out):
+        os.unlink(out)
+    hs = subprocess.Popen([T.HEAPSCOPE, "record", "-o", out, "--", prog, "10000", "16"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=T.TMP)
+    try:
+        time.sleep(0.3)
+        os.kill(hs.pid, signal.SIGSTOP)
+        time.sleep(0.7)
+        os.kill(hs.pid, signal.SIGCONT)
+        stdout, stderr = hs.communicate(timeout=T.TIMEOUT)
+    finally:
+        if hs.poll() is None:
+            os.kill(hs.pid, signal.SIGCONT)
+            hs.kill()
+            hs.wait()
+    eq(hs.returncode, 0, f"record exit ({T.tail(stderr)})")
+    own = counts(stdout, "robust_manythreads")
+    d = T.report_json(out, "--top", "0")
+    allocs, leaked = at_line(d, "robust_manythreads", "alloc")
+    eq((allocs, leaked, d["summary"]["dropped_events"]), (own["mallocs"], 0, 0),
+       "allocations at LINE:alloc, their blocks never freed, dropped events")
 
 
 @T.test("2 000 threads alive at once, more than the per-thread buffers: recorded or counted dropped")
