@@ -29,7 +29,7 @@ for t in ${TARGETS:-trace smaps symbols}; do
 	rc=$?
 	end=$(date +%s)
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log")
-	crashes=$(ls "$work/$t-"* 2>/dev/null | wc -l)
+	crashes=$(ls "$work/$t-crash-"* "$work/$t-leak-"* "$work/$t-oom-"* "$work/$t-timeout-"* 2>/dev/null | wc -l)
 	echo "fuzz_$t: ${execs:-?} executions in $((end - start)) s, exit $rc, $crashes crash files, log $work/$t.log"
 	[ "$rc" -eq 0 ] || status=1
 done
