@@ -235,6 +235,43 @@ def _():
           "the hostile name is not in the SVG's text once parsed")
 
 
+@T.test("a hostile program name and arguments: escaped in JSON, HTML and SVG")
+def _():
+    d = os.path.join(T.TMP, "argv")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    exe = os.path.join(d, "we\"ird'<b>&amp;x")
+    shutil.copy(T.build("known"), exe)
+    out = os.path.join(d, "argv.hst")
+    args = [b"<script>alert(2)</script>", b"\xff\xfe", b"tab\there"]
+    p = subprocess.run([T.HEAPSCOPE.encode(), b"record", b"-o", out.encode(), b"--", exe.encode(), *args],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=T.TIMEOUT, cwd=d)
+    eq(p.returncode, 0, f"record exit ({p.stderr[-200:]!r})")
+    j = output_of(["report", out, "--json"])
+    try:
+        s = json.loads(j.stdout.decode("utf-8"))["summary"]
+    except (UnicodeDecodeError, ValueError) as e:
+        raise T.Fail(f"report --json is not valid UTF-8 JSON: {e}")
+    eq(s["argv"][1:], ["<script>alert(2)</script>", "\ufffd\ufffd", "tab\there"], "argv in JSON")
+    check(s["program"].endswith("we\"ird'<b>&amp;x"), f"program in JSON: {s['program']!r}")
+    html_out = os.path.join(d, "argv.html")
+    p = output_of(["html", out, "-o", html_out])
+    if not (p.returncode == 2 and b"not built yet" in p.stderr):
+        eq(p.returncode, 0, "html exit")
+        page = open(html_out, "rb").read().decode("utf-8")
+        check("<script>alert(2)" not in page and "<b>&amp;x" not in page,
+              "the program's name or arguments reached the page as markup")
+        check("alert(2)" in page, "the arguments are not in the page")
+    svg_out = os.path.join(d, "argv.svg")
+    p = output_of(["flamegraph", out, "-o", svg_out])
+    if not (p.returncode == 2 and b"not built yet" in p.stderr):
+        eq(p.returncode, 0, "flamegraph exit")
+        try:
+            ET.parse(svg_out)
+        except ET.ParseError as e:
+            raise T.Fail(f"the SVG is not well-formed XML: {e}")
+
+
 def sockets_of(pid):
     found = []
     try:
