@@ -100,7 +100,7 @@ FUZZ_MAIN ?= tests/fuzz/replay.c
 # Only the readers and the outputs they feed: a target builds while other
 # parts of the tree are half-way through a change.
 FUZZ_SRC := $(wildcard src/trace/*.c src/analyze/*.c src/procfs/*.c) \
-	src/report/report_fmt.c src/report/report_json.c src/report/report_text.c
+	src/report/report_fmt.c src/report/report_json.c src/report/report_text.c src/report/report_proc.c
 FUZZ_OBJ = $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o)
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h tests/fuzz/replay.c $(FUZZ_OBJ)

@@ -15,6 +15,7 @@
  * any other stack still holds its value at the peak.
  */
 #include "analyze/model_priv.h"
+#include "analyze/model_proc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -517,6 +518,7 @@ void model_free(struct model *m)
 		return;
 	model_mem_free(m);
 	model_growth_free(m);
+	model_proc_free(m);
 	model_priv_free(m->priv);
 	free(m->stacks);
 	free(m->timeline);
@@ -556,11 +558,16 @@ int model_load(struct model **out, const char *path, char *err, size_t errlen)
 			ret = 1;
 		if (ret <= 0)
 			break;
-		if ((ret = apply(&ps, &rec)) < 0)
+		/* processes: may rewrite the record, or skip it (model_proc.h) */
+		if ((ret = model_proc_record(m, &rec)) < 0)
+			goto fail;
+		if (ret && (ret = apply(&ps, &rec)) < 0)
 			goto fail;
 	}
 	int fret = finish(&ps);
 	if (fret < 0)
+		goto fail;
+	if (model_proc_finish(m, path) < 0)
 		goto fail;
 
 	m->sum.complete = 1;
@@ -646,6 +653,8 @@ int model_stack_series(const struct model *m, const char *path, const size_t *id
 			break;
 		if (rec.type != TR_ALLOC && rec.type != TR_FREE && rec.type != TR_SAMPLE)
 			continue;
+		if (!model_proc_replay(m, &rec))
+			continue; /* another process than the model's */
 		/* The same points as the first pass's tl_advance: a record never
 		 * moves the timeline back, and a new point starts from the values
 		 * the previous one ended with. */

@@ -271,6 +271,7 @@ struct model {
 	struct model_snapshot snap[MODEL_AT_N]; /* mappings at peak RSS and at exit */
 	struct model_growth *growth; /* most copied bytes first */
 	size_t ngrowth;
+	struct model_proc *proc;     /* the processes: model_proc.h */
 };
 
 /*

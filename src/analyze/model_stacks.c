@@ -4,6 +4,7 @@
  * stacks that every output shares.
  */
 #include "analyze/model_priv.h"
+#include "analyze/model_proc.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -334,10 +335,12 @@ static void emit(struct model_frame *out, size_t max, size_t *n, const struct mo
 	(*n)++;
 }
 
-static void emit_ip(const struct model_priv *p, uint64_t ip, struct model_frame *out, size_t max, size_t *n)
+static void emit_ip(const struct model_priv *p, uint64_t key, struct model_frame *out, size_t max, size_t *n)
 {
+	/* key: the address, tagged with its address space (model_proc.h) */
+	uint64_t ip = model_proc_raw_ip(key);
 	struct model_frame f = { .ip = ip };
-	uint32_t si = model_map_get(&p->sym_ips, ip);
+	uint32_t si = model_map_get(&p->sym_ips, key);
 	if (si != IDMAP_NONE && p->syms[si].n) {
 		const struct sym_ent *s = &p->syms[si];
 		const struct module_ent *mod = module_by_id(p, s->module);

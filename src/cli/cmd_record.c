@@ -9,16 +9,19 @@
 #include <string.h>
 
 static const char usage_text[] =
-	"usage: heapscope record [-o FILE] [--force] [--interval MS] [--no-freeres] [--] PROGRAM [ARGS...]\n"
+	"usage: heapscope record [-o FILE] [--force] [--interval MS] [--no-freeres] [--no-follow] [--] PROGRAM [ARGS...]\n"
 	"\n"
 	"Runs PROGRAM with its heap use recorded into a trace file, then prints\n"
 	"where the trace is. PROGRAM is looked up on PATH; its input, output and\n"
-	"exit status are its own (128+N when signal N ended it).\n"
+	"exit status are its own (128+N when signal N ended it). Its child processes\n"
+	"(fork, exec, posix_spawn, system) are recorded too, each as its own process\n"
+	"of the trace; the recording waits up to 2 s for those that outlive it.\n"
 	"\n"
 	"  -o, --output FILE   the trace to write (default: heapscope.PROGRAM.PID.hst)\n"
 	"  -f, --force         replace FILE if it exists (a regular file only)\n"
 	"      --interval MS   sample the resident set size every MS milliseconds (default 10)\n"
 	"      --no-freeres    do not free libc's own buffers at exit: they show as leaks\n"
+	"      --no-follow     record PROGRAM only, not the processes it starts\n"
 	"  -h, --help          this help\n"
 	"\n"
 	"Ctrl-C goes to the program; the trace is finished once it ends.\n"
@@ -41,16 +44,18 @@ static int parse_interval(const char *s, uint64_t *ns)
 
 int cmd_record(int argc, char **argv)
 {
-	enum { OPT_INTERVAL = 256, OPT_NO_FREERES };
+	enum { OPT_INTERVAL = 256, OPT_NO_FREERES, OPT_NO_FOLLOW };
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
 		{ "no-freeres", no_argument, NULL, OPT_NO_FREERES },
+		{ "no-follow", no_argument, NULL, OPT_NO_FOLLOW },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct rec_options o = { .interval_ns = REC_DEFAULT_INTERVAL_MS * 1000000ull };
+	struct rec_options o = { .interval_ns = REC_DEFAULT_INTERVAL_MS * 1000000ull,
+				 .grace_ns = REC_DEFAULT_GRACE_MS * 1000000ull };
 	int c;
 
 	opterr = 0;
@@ -74,6 +79,9 @@ int cmd_record(int argc, char **argv)
 			break;
 		case OPT_NO_FREERES:
 			o.no_freeres = 1;
+			break;
+		case OPT_NO_FOLLOW:
+			o.no_follow = 1;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

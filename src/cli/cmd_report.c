@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 #include "analyze/model.h"
+#include "analyze/model_proc.h"
 #include "report/report.h"
 
 #include <errno.h>
@@ -15,7 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define USAGE "usage: heapscope report FILE [--json] [--top N] [--depth N]"
+#define USAGE "usage: heapscope report FILE [--json] [--top N] [--depth N] [--pid PID]"
 
 static void help(void)
 {
@@ -23,7 +24,9 @@ static void help(void)
 	       "Prints the heap profile of a trace written by 'heapscope record'.\n\n"
 	       "  --json      one JSON object instead of text (fields: docs/json.md)\n"
 	       "  --top N     stacks per section (default %d, JSON %d; 0 = all)\n"
-	       "  --depth N   frames per stack (default %d, JSON all; 0 = all)\n\n"
+	       "  --depth N   frames per stack (default %d, JSON all; 0 = all)\n"
+	       "  --pid PID   one process of the recording (its images, if it exec'd): the\n"
+	       "              report of that process alone; without it, all of them together\n\n"
 	       "Exit status: 0 report printed (a truncated trace is reported and marked\n"
 	       "INCOMPLETE), 1 the trace cannot be read or is corrupt, 2 bad usage.\n",
 	       USAGE, REPORT_TEXT_TOP, REPORT_JSON_TOP, REPORT_TEXT_DEPTH);
@@ -90,7 +93,8 @@ static void open_error(const char *path, int ret, const char *err)
 int cmd_report(int argc, char **argv)
 {
 	const char *path = NULL, *val;
-	int json = 0, top_set = 0, depth_set = 0, no_more_opts = 0;
+	int json = 0, top_set = 0, depth_set = 0, no_more_opts = 0, pid_set = 0;
+	size_t pid = 0;
 	struct report_opts o = { 0 };
 
 	for (int i = 1; i < argc; i++) {
@@ -111,6 +115,11 @@ int cmd_report(int argc, char **argv)
 				return val ? usage_error("--top needs a number of stacks, not '%s'", val)
 					   : usage_error("--top needs a number of stacks");
 			top_set = 1;
+		} else if (opt_value(argc, argv, &i, "--pid", &val)) {
+			if (parse_count(val, &pid) < 0 || !pid)
+				return val ? usage_error("--pid needs a process id, not '%s'", val)
+					   : usage_error("--pid needs a process id");
+			pid_set = 1;
 		} else if (opt_value(argc, argv, &i, "--depth", &val)) {
 			if (parse_count(val, &o.depth) < 0)
 				return val ? usage_error("--depth needs a number of frames, not '%s'", val)
@@ -136,7 +145,11 @@ int cmd_report(int argc, char **argv)
 
 	struct model *m;
 	char err[600];
-	int ret = model_load(&m, path, err, sizeof(err));
+	int ret = pid_set ? model_load_pid(&m, path, pid, err, sizeof(err)) : model_load(&m, path, err, sizeof(err));
+	if (ret == -ESRCH) {
+		cli_error("%s", err);
+		return 1;
+	}
 	if (ret < 0) {
 		open_error(path, ret, err);
 		return 1;

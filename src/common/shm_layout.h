@@ -3,19 +3,31 @@
  * `heapscope record` (the recorder). This is the whole contract between them.
  *
  * The recorder creates a memfd, sizes it with ftruncate (sparse: only touched
- * pages cost memory), fills in the header, and passes the fd number to the
- * target in HEAPSCOPE_SHM_FD. The library maps it MAP_SHARED and closes the fd.
- * Because events live in shared memory, whatever the target wrote is still
- * readable by the recorder after the target crashes or is killed.
+ * pages cost memory), fills in the header and keeps the fd open. It names it
+ * in HEAPSCOPE_SHM=<recorder pid>:<fd>:<nonce>; the library opens
+ * /proc/<recorder pid>/fd/<fd> (allowed for a process of the same user),
+ * checks the header, maps it MAP_SHARED and closes its fd at once, so the
+ * program's own fd table is never touched. Every process of the recorded tree
+ * (forks, exec'd images, spawned children) maps the same memory: one stack
+ * trie, one module log, one process table, one ring per thread.
+ * Because events live in shared memory, whatever a process wrote is still
+ * readable by the recorder after it crashes or is killed.
  *
  * Sections, at the offsets named in the header:
- *   rings    one single-producer/single-consumer ring of fixed-size events per
- *            live thread (claimed on a thread's first event, recycled after exit)
+ *   procs    the process table: one entry per process image (appended)
+ *   modules  the loaded objects of every address space, an append-only log
  *   nodes    the stack trie: node id -> (parent id, instruction pointer),
  *            appended lock-free by any thread (id from an atomic counter)
  *   hash     open-addressing index (parent, ip) -> node id, for interning
- *   modules  the loaded objects (dl_iterate_phdr), rewritten after dlopen/dlclose
- *   smaps    /proc/self/smaps as the program's exit path saw it (text)
+ *   rings    one single-producer/single-consumer ring of fixed-size events per
+ *            live thread (claimed on a thread's first event, recycled after exit)
+ *   smaps    /proc/self/smaps of one exiting process at a time (text)
+ *
+ * Address spaces: a stack node means something only in the address space
+ * that interned it. Each image (the program at start, and each exec) takes
+ * one root node (ip 0, parent 0, never interned) when it attaches and hangs
+ * its stacks under it; a fork child keeps its parent's root (same layout,
+ * same code). A node's space is its root; modules are logged per space.
  */
 #ifndef HS_SHM_LAYOUT_H
 #define HS_SHM_LAYOUT_H
@@ -24,15 +36,17 @@
 #include <stdint.h>
 
 #define HS_SHM_MAGIC 0x314d4853u /* "HSM1" */
-#define HS_SHM_VERSION 2u
+#define HS_SHM_VERSION 3u
+#define HS_SHM_ENV "HEAPSCOPE_SHM"   /* <recorder pid>:<fd>:<nonce> */
 
 #define HS_RING_EVENTS (1u << 15)  /* 32768 events x 32 B = 1 MiB per ring */
 #define HS_MAX_RINGS 1024u
 #define HS_MAX_NODES (1u << 21)    /* stack trie nodes; id 0 is "no stack" */
 #define HS_HASH_SLOTS (1u << 22)   /* power of two, 2x nodes: load <= 0.5 */
-#define HS_MAX_MODULES 1024u
+#define HS_MAX_MODULES 8192u      /* module log entries, all spaces together */
+#define HS_MAX_PROCS 4096u        /* process table entries (images) */
 #define HS_MAX_DEPTH 256           /* frames captured per event */
-#define HS_SMAPS_BYTES (16u << 20) /* room for the exit snapshot of smaps */
+#define HS_SMAPS_BYTES (16u << 20) /* room for one exit snapshot of smaps */
 
 /* Event kinds in a ring. Allocation kinds carry size+addr, free kinds addr. */
 enum hs_ev_kind {
@@ -105,10 +119,12 @@ enum hs_ring_state { HS_RING_FREE = 0, HS_RING_OWNED = 1, HS_RING_CLOSED = 2 };
  * Any event published later by a ring that was not busy has time > T; a busy
  * ring's next event has time >= its last published one. The recorder merges
  * rings in time order up to that watermark.
- * Claim: a thread CASes a FREE ring to OWNED, sets tid, increments gen
- * (release) before publishing any event. The consumer loads head (acquire)
- * and then gen: events it sees belong to that gen's thread. At thread exit
- * the owner stores CLOSED; the recorder drains a CLOSED ring and stores FREE.
+ * Claim: a thread CASes a FREE ring to OWNED, sets tid, pid and proc,
+ * increments gen (release) before publishing any event. The consumer loads
+ * head (acquire) and then gen: events it sees belong to that gen's thread.
+ * At thread exit the owner stores CLOSED; the recorder drains a CLOSED ring
+ * and stores FREE. A ring whose thread died without closing it (killed, or
+ * its image replaced by exec) is drained and freed by the recorder.
  * A realloc publishes two events (free, then allocation) at once.
  */
 struct hs_ring {
@@ -117,7 +133,9 @@ struct hs_ring {
 	_Atomic uint32_t gen;    /* bumped at every claim: a new thread */
 	_Atomic uint32_t busy;
 	_Atomic uint64_t head;   /* events published (producer) */
-	char pad0[40];
+	uint32_t pid;            /* its process (thread group) id */
+	uint32_t proc;           /* its process table index */
+	char pad0[32];
 	_Atomic uint64_t tail;   /* events consumed (recorder) */
 	char pad1[56];
 	struct hs_event ev[HS_RING_EVENTS];
@@ -130,70 +148,142 @@ struct hs_node {
 	_Atomic uint32_t ready;
 };
 
+/* One entry of the module log: an object loaded in one address space. An
+ * image appends what dl_iterate_phdr lists at attach, and again what is new
+ * whenever a stack holds an address outside its known objects (dlopen). */
 struct hs_module {
 	uint64_t bias;           /* load bias (dlpi_addr) */
 	uint64_t start, end;     /* extent of PT_LOAD segments, absolute */
+	uint32_t space;          /* root node id of the address space */
 	uint32_t build_id_len;
 	uint8_t build_id[32];
-	char path[488];
+	char path[480];          /* the main program: its /proc/self/exe */
 };
+
+/* How a process image came to be recorded. */
+enum hs_proc_how {
+	HS_PROC_ROOT = 0,        /* the program the recorder started */
+	HS_PROC_FORK = 1,        /* fork (pthread_atfork child handler): shares its parent's space */
+	HS_PROC_EXEC = 2,        /* exec by an image of the same pid: replaces it */
+	HS_PROC_SPAWN = 3,       /* a new pid that exec'd at once: posix_spawn, vfork, system() */
+};
+
+enum hs_proc_state {
+	HS_PROCS_EMPTY = 0,      /* index taken, entry being written */
+	HS_PROCS_RESERVED = 1,   /* entry 0 before the program attached (the recorder's) */
+	HS_PROCS_READY = 2,      /* published */
+	HS_PROCS_PENDING = 3,    /* an exec the library could not follow, before the call */
+	HS_PROCS_VOID = 4,       /* that exec failed: nothing happened */
+};
+
+/* HS_PROCF_*: why a process is in the table without being recorded. */
+#define HS_PROCF_UNTRACED 1u    /* runs without the library: nothing recorded */
+#define HS_PROCF_STATIC 2u      /* its program is statically linked */
+#define HS_PROCF_SETID 4u       /* set-user/group-id: the loader ignores LD_PRELOAD */
+#define HS_PROCF_ARGV_CUT 8u    /* cmdline did not fit */
+
+/*
+ * One process image. Appended (index from nprocs) and published by storing
+ * state READY (release) last; entry 0 is the program's, reserved by the
+ * recorder and completed by the program when it attaches. The exit status is
+ * filled in by a recorded parent that reaped the process (wait hooks).
+ */
+struct hs_proc {
+	_Atomic uint32_t state;  /* enum hs_proc_state */
+	uint32_t pid, ppid;
+	uint32_t parent;         /* table index of the parent image + 1; 0 = none recorded */
+	uint32_t how;            /* enum hs_proc_how */
+	uint32_t flags;          /* HS_PROCF_* */
+	uint32_t space;          /* root node id of its address space */
+	uint32_t cmdline_len;    /* bytes of cmdline: NUL-separated arguments */
+	uint64_t start;          /* CLOCK_MONOTONIC ns when it attached */
+	uint64_t starttime;      /* /proc/PID/stat field 22: tells a reused pid apart */
+	_Atomic uint32_t wstatus_set;  /* 1: wstatus holds what the parent's wait returned */
+	int32_t wstatus;
+	char exe[512];           /* /proc/self/exe */
+	char cmdline[1024];      /* /proc/self/cmdline, cut at the end */
+};
+
+/*
+ * Locks in the shared memory hold the kernel thread id of their holder, so a
+ * waiter can take over the lock of a thread that was killed while holding it.
+ *
+ * The smaps area holds one exiting process's /proc/self/smaps at a time: the
+ * library takes smaps_lock, waits (briefly) for smaps_state FREE, writes the
+ * text, smaps_len, smaps_proc and smaps_time, stores smaps_state READY
+ * (release) and unlocks; the recorder copies it out and stores FREE.
+ */
+enum hs_smaps_state { HS_SMAPS_FREE = 0, HS_SMAPS_READY = 1 };
 
 struct hs_shm_header {
 	uint32_t magic, version;
 	uint64_t total_size;
-	uint64_t rings_off, nodes_off, hash_off, modules_off, smaps_off;
+	uint64_t procs_off, modules_off, nodes_off, hash_off, rings_off, smaps_off;
 	int32_t recorder_pid;
 	uint32_t options;                  /* HS_OPT_* set by the recorder */
-	_Atomic uint32_t target_pid;       /* set by the library at init */
+	uint64_t nonce;                    /* as in HS_SHM_ENV: this recording's memory */
+	uint64_t sample_ns;                /* allocator statistics at most this often */
 	_Atomic uint32_t nodes_used;       /* next node id; starts at 1 */
+	_Atomic uint32_t nprocs;           /* next process index; starts at 1 (0 is the program) */
 	_Atomic uint64_t dropped;          /* events that could not be recorded */
 	_Atomic uint64_t truncated;        /* stacks cut short */
-	_Atomic uint32_t modules_seq;      /* seqlock: odd while the list is rewritten */
-	_Atomic uint32_t modules_lock;
-	uint32_t nmodules;
-	_Atomic uint32_t exit_seen;        /* library destructor ran */
-	uint64_t sample_ns;                /* allocator statistics at most this often */
-	_Atomic uint64_t mallinfo_due;     /* CLOCK_MONOTONIC ns of the next mallinfo2 sample */
-	_Atomic uint64_t smaps_len;        /* bytes of smaps text at smaps_off, set last */
-	char exe[512];                     /* /proc/self/exe of the target */
+	_Atomic uint64_t procs_lost;       /* images not recorded: the process table was full */
+	_Atomic uint32_t modules_lock;     /* holder's tid, 0 = free */
+	_Atomic uint32_t nmodules;         /* log entries published (release, under the lock) */
+	_Atomic uint32_t smaps_lock;       /* holder's tid, 0 = free */
+	_Atomic uint32_t smaps_state;      /* enum hs_smaps_state */
+	uint32_t smaps_proc;               /* process index of the snapshot */
+	uint32_t pad;
+	uint64_t smaps_time;               /* CLOCK_MONOTONIC ns when it was read */
+	uint64_t smaps_len;                /* bytes of text at smaps_off */
 };
 
 #define HS_OPT_NO_FREERES 1u
+#define HS_OPT_FOLLOW 2u    /* children are recorded: keep LD_PRELOAD and HS_SHM_ENV for them */
 
-static inline uint64_t hs_shm_size(void)
+/* Lays out the sections after the header page; each starts on a page. Fills
+ * in h's offsets when h is not NULL. Returns the total size. */
+static inline uint64_t hs_shm_layout(struct hs_shm_header *h)
 {
-	uint64_t off = 4096;
-	off += (uint64_t)HS_MAX_MODULES * sizeof(struct hs_module);
-	off = (off + 4095) & ~4095ull;
-	off += (uint64_t)HS_MAX_NODES * sizeof(struct hs_node);
-	off += (uint64_t)HS_HASH_SLOTS * sizeof(uint32_t);
-	off = (off + 4095) & ~4095ull;
-	off += (uint64_t)HS_MAX_RINGS * sizeof(struct hs_ring);
-	off += HS_SMAPS_BYTES;
+	const uint64_t size[] = {
+		(uint64_t)HS_MAX_PROCS * sizeof(struct hs_proc),
+		(uint64_t)HS_MAX_MODULES * sizeof(struct hs_module),
+		(uint64_t)HS_MAX_NODES * sizeof(struct hs_node),
+		(uint64_t)HS_HASH_SLOTS * sizeof(uint32_t),
+		(uint64_t)HS_MAX_RINGS * sizeof(struct hs_ring),
+		HS_SMAPS_BYTES,
+	};
+	uint64_t off = 4096, at[6];
+	for (int i = 0; i < 6; i++) {
+		at[i] = off;
+		off = (off + size[i] + 4095) & ~4095ull;
+	}
+	if (h) {
+		h->procs_off = at[0];
+		h->modules_off = at[1];
+		h->nodes_off = at[2];
+		h->hash_off = at[3];
+		h->rings_off = at[4];
+		h->smaps_off = at[5];
+		h->total_size = off;
+	}
 	return off;
 }
 
-/* Fill in the header's offsets; the recorder calls this on a zeroed mapping. */
+static inline uint64_t hs_shm_size(void)
+{
+	return hs_shm_layout((struct hs_shm_header *)0);
+}
+
+/* Fills in the header; the recorder calls this on a zeroed mapping. */
 static inline void hs_shm_init_header(struct hs_shm_header *h, int recorder_pid)
 {
-	uint64_t off = 4096;
 	h->magic = HS_SHM_MAGIC;
 	h->version = HS_SHM_VERSION;
-	h->modules_off = off;
-	off += (uint64_t)HS_MAX_MODULES * sizeof(struct hs_module);
-	off = (off + 4095) & ~4095ull;
-	h->nodes_off = off;
-	off += (uint64_t)HS_MAX_NODES * sizeof(struct hs_node);
-	h->hash_off = off;
-	off += (uint64_t)HS_HASH_SLOTS * sizeof(uint32_t);
-	off = (off + 4095) & ~4095ull;
-	h->rings_off = off;
-	off += (uint64_t)HS_MAX_RINGS * sizeof(struct hs_ring);
-	h->smaps_off = off;
-	off += HS_SMAPS_BYTES;
-	h->total_size = off;
+	hs_shm_layout(h);
 	h->recorder_pid = recorder_pid;
 	atomic_store(&h->nodes_used, 1);
+	atomic_store(&h->nprocs, 1);
 }
 
 #define HS_SHM_AT(h, off, type) ((type *)((char *)(h) + (off)))

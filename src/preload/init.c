@@ -1,11 +1,16 @@
 /*
- * init.c: attaches to the recorder's shared memory, restores the program's
- * environment, and at exit frees libc's own buffers (as valgrind does) before
- * marking the point where leaks are counted.
+ * init.c: attaches to the recorder's shared memory, registers this process,
+ * restores the program's environment, hands a fork child its own stream,
+ * and at exit frees libc's own buffers (as valgrind does) before marking the
+ * point where leaks are counted. The program never sees our variables: when
+ * children are followed, the exec and spawn hooks (exec.c) give them back
+ * to each child.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,23 +22,57 @@
 
 struct hs_shm_header *pl_shm;
 volatile int pl_active;
+int pl_follow;
+uint32_t pl_pid;
 
 static atomic_int init_state; /* 0 not started, 1 running, 2 done */
 
 extern void __libc_freeres(void);
 
-/* Parses a non-negative decimal; -1 if s is not one. */
-static int parse_fd(const char *s)
+/* Parses a decimal up to its end or sep; returns the position after it, or
+ * NULL if there is no number there. */
+static const char *parse_u64(const char *s, char sep, uint64_t *out)
 {
-	int v = 0;
-	if (!s || !*s)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > 100000)
-			return -1;
-		v = v * 10 + (*s - '0');
+	uint64_t v = 0;
+	const char *start = s;
+	for (; *s && *s != sep; s++) {
+		if (*s < '0' || *s > '9' || v > UINT64_MAX / 10 - 10)
+			return NULL;
+		v = v * 10 + (uint64_t)(*s - '0');
 	}
-	return v;
+	if (s == start)
+		return NULL;
+	*out = v;
+	return *s ? s + 1 : s;
+}
+
+/* HS_SHM_ENV is "<recorder pid>:<fd>:<nonce>". */
+static int parse_shm_env(const char *v, uint64_t *pid, uint64_t *fd, uint64_t *nonce)
+{
+	if (!v || !(v = parse_u64(v, ':', pid)) || !(v = parse_u64(v, ':', fd)) || !(v = parse_u64(v, 0, nonce)))
+		return -1;
+	return *pid > 0 && *pid < (1u << 30) && *fd < (1u << 30) ? 0 : -1;
+}
+
+/* Writes "/proc/<pid>/fd/<fd>" without stdio. */
+static void fd_path(char *buf, uint64_t pid, uint64_t fd)
+{
+	char num[2][24];
+	uint64_t v[2] = { pid, fd };
+	for (int k = 0; k < 2; k++) {
+		char tmp[24];
+		int n = 0;
+		do
+			tmp[n++] = (char)('0' + v[k] % 10);
+		while ((v[k] /= 10) && n < 23);
+		for (int i = 0; i < n; i++)
+			num[k][i] = tmp[n - 1 - i];
+		num[k][n] = 0;
+	}
+	strcpy(buf, "/proc/");
+	strcat(buf, num[0]);
+	strcat(buf, "/fd/");
+	strcat(buf, num[1]);
 }
 
 /* The recorder put our library first in LD_PRELOAD; take it out again so the
@@ -53,44 +92,102 @@ static void restore_ld_preload(void)
 		unsetenv("LD_PRELOAD");
 }
 
+/* Lock words hold the holder's tid. A holder killed in the section would
+ * stop every process of the tree: after a while, a waiter checks it and
+ * takes the lock over from a dead one. */
+void pl_shm_lock(_Atomic uint32_t *lock)
+{
+	uint32_t me = (uint32_t)syscall(SYS_gettid);
+	for (unsigned spins = 0;; spins++) {
+		uint32_t holder = 0;
+		if (atomic_compare_exchange_weak(lock, &holder, me))
+			return;
+		if (holder && (spins & 4095) == 4095) {
+			int saved = errno;
+			int gone = syscall(SYS_kill, holder, 0) < 0 && errno == ESRCH;
+			errno = saved;
+			if (gone && atomic_compare_exchange_strong(lock, &holder, me))
+				return;
+		}
+		sched_yield();
+	}
+}
+
+void pl_shm_unlock(_Atomic uint32_t *lock)
+{
+	atomic_store_explicit(lock, 0, memory_order_release);
+}
+
+/* fork: allocations between our prepare and child handlers are not
+ * recorded (whose ring would they go to?); the child then takes its own
+ * process entry and, on its first event, its own ring. */
+static void before_fork(void)
+{
+	pl_self.in_hook++;
+}
+
+static void after_fork_parent(void)
+{
+	pl_self.in_hook--;
+}
+
 static void after_fork_child(void)
 {
-	/* the child's events would land in the parent's rings: not traced (yet);
-	 * and its thread must not close the parent's ring when it exits */
-	pl_active = 0;
+	/* its thread must not publish into, or close, the parent's ring */
 	pl_self.ring = NULL;
+	pl_pid = (uint32_t)syscall(SYS_getpid);
+	if (!pl_follow || pl_proc_forked() < 0)
+		pl_active = 0;
+	pl_self.in_hook--;
 }
 
 static void attach(void)
 {
-	int fd = parse_fd(getenv("HEAPSCOPE_SHM_FD"));
-	if (fd < 0)
+	uint64_t rpid, rfd, nonce;
+	const char *env = getenv(HS_SHM_ENV);
+	char path[64], v[96];
+	if (!env || strlen(env) >= sizeof(v))
 		return;
-	unsetenv("HEAPSCOPE_SHM_FD");
+	strcpy(v, env);
+	/* the variables are ours: whatever happens, the program does not see
+	 * them (a failed attach leaves its children unrecorded) */
+	unsetenv(HS_SHM_ENV);
 	restore_ld_preload();
+	if (parse_shm_env(v, &rpid, &rfd, &nonce) < 0)
+		return;
 	/* raw syscalls: our own mmap hook is not ready to be called from here */
+	fd_path(path, rpid, rfd);
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return; /* the recorder is gone, or this process may not look at it */
 	struct hs_shm_header *h = (void *)syscall(SYS_mmap, NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
 	if (h == MAP_FAILED) {
-		close(fd);
+		syscall(SYS_close, fd);
 		return;
 	}
-	uint64_t size = h->magic == HS_SHM_MAGIC && h->version == HS_SHM_VERSION ? h->total_size : 0;
+	/* the fd number may have been reused by another recorder, the pid too */
+	int ok = h->magic == HS_SHM_MAGIC && h->version == HS_SHM_VERSION && h->total_size == hs_shm_size() &&
+		 h->nonce == nonce && (uint64_t)h->recorder_pid == rpid;
 	syscall(SYS_munmap, h, 4096);
-	if (size != hs_shm_size()) {
-		close(fd);
+	if (!ok) {
+		syscall(SYS_close, fd);
 		return;
 	}
-	h = (void *)syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-	close(fd);
+	h = (void *)syscall(SYS_mmap, NULL, hs_shm_size(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd,
+			    0);
+	syscall(SYS_close, fd);
 	if (h == MAP_FAILED)
 		return;
 	pl_shm = h;
-	atomic_store(&h->target_pid, (uint32_t)getpid());
+	pl_follow = !!(h->options & HS_OPT_FOLLOW);
+	pl_pid = (uint32_t)syscall(SYS_getpid);
+	if (pl_stack_init() < 0 || pl_proc_attach() < 0)
+		return;
 	pl_modules_init();
-	pl_stack_init();
+	pl_exec_init(v);
 	if (pl_ring_init() != 0)
 		return;
-	pthread_atfork(NULL, NULL, after_fork_child);
+	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	pl_active = 1;
 }
 
@@ -100,6 +197,7 @@ void pl_ensure_init(void)
 	if (!atomic_compare_exchange_strong(&init_state, &expect, 1))
 		return;
 	pl_self.in_hook++;
+	pl_exec_resolve();
 	if (pl_resolve_real() == 0)
 		attach();
 	pl_self.in_hook--;
@@ -148,14 +246,12 @@ __attribute__((destructor)) static void pl_destructor(void)
 	}
 	uint64_t now;
 	t->in_hook++;
-	atomic_store(&pl_shm->mallinfo_due, 0); /* one last allocator sample, now */
-	pl_sample_allocator(t, pl_now());
+	pl_sample_allocator(t, 0); /* one last allocator sample, now */
 	pl_snapshot_smaps();
 	if (pl_event_begin(t, 1, &now) == 0) {
 		struct hs_event *e = pl_event_slot(t, 0);
 		*e = (struct hs_event){ .time = now, .kind = HS_EV_EXIT };
 		pl_event_publish(t, 1);
 	}
-	atomic_store(&pl_shm->exit_seen, 1);
 	t->in_hook--;
 }

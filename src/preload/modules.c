@@ -1,36 +1,49 @@
 /*
- * modules.c: the list of loaded objects (path, load bias, extent, build-id)
- * written into the shared memory, so the recorder can symbolize addresses
- * after the program has exited or unloaded them. Rewritten under a seqlock at
- * start and whenever a stack holds an address no known object covers.
+ * modules.c: the loaded objects (path, load bias, extent, build-id) of this
+ * address space, appended to the shared module log so the recorder can
+ * symbolize addresses after the program has exited or unloaded them. At
+ * attach every object is logged; afterwards only the ones that are new
+ * since the last look, whenever a stack holds an address no known object
+ * covers (a dlopen happened). The log is shared by every process of the
+ * tree; each entry names its space (the root node of this image).
  */
 #include <elf.h>
+#include <fcntl.h>
 #include <link.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "preload.h"
 
+#define LOCAL_MAX 1024 /* objects this process keeps ranges of */
+
+char pl_exe[512];
+char pl_self_path[4096];
 static uint64_t self_start, self_end;
+
+/* What is loaded in this address space: extents, and a hash of each path to
+ * tell a library from another loaded at the same place later. A fork child
+ * inherits it with the space. Two lists: a snapshot (under the modules lock)
+ * fills the one readers are not using, then switches them to it. */
+struct local_mod {
+	uint64_t bias, start, end, path_hash;
+};
+static struct local_mod lists[2][LOCAL_MAX];
+static uint32_t counts[2];
+static _Atomic uint32_t cur;  /* the list readers use */
 
 int pl_in_self(uint64_t ip)
 {
 	return ip >= self_start && ip < self_end;
 }
 
-static struct hs_module *modules(void)
-{
-	return HS_SHM_AT(pl_shm, pl_shm->modules_off, struct hs_module);
-}
-
 int pl_modules_contains(uint64_t ip)
 {
-	struct hs_module *m = modules();
-	uint32_t n = pl_shm->nmodules;
-	for (uint32_t i = 0; i < n && i < HS_MAX_MODULES; i++)
-		if (ip >= m[i].start && ip < m[i].end)
+	uint32_t c = atomic_load_explicit(&cur, memory_order_acquire);
+	for (uint32_t i = 0; i < counts[c]; i++)
+		if (ip >= lists[c][i].start && ip < lists[c][i].end)
 			return 1;
 	return 0;
 }
@@ -63,16 +76,39 @@ static void copy_path(char *dst, size_t cap, const char *src)
 	dst[n] = 0;
 }
 
+static uint64_t hash_path(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+struct scan {
+	uint32_t seen;                /* objects listed so far */
+	struct local_mod *now;        /* the list being filled */
+	uint32_t nnow;
+	const struct local_mod *old;  /* what was logged before */
+	uint32_t nold;
+};
+
+static int known(const struct scan *sc, const struct local_mod *l)
+{
+	for (uint32_t i = 0; i < sc->nold; i++)
+		if (sc->old[i].bias == l->bias && sc->old[i].start == l->start && sc->old[i].end == l->end &&
+		    sc->old[i].path_hash == l->path_hash)
+			return 1;
+	return 0;
+}
+
+/* One object of dl_iterate_phdr: logged when this space has not logged it. */
 static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
-	uint32_t *count = arg;
-	(void)size;
-	if (*count >= HS_MAX_MODULES)
-		return 1;
-	struct hs_module *m = &modules()[*count];
+	struct scan *sc = arg;
 	uint64_t lo = UINT64_MAX, hi = 0;
-	memset(m, 0, sizeof(*m));
-	m->bias = info->dlpi_addr;
+	(void)size;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type == PT_LOAD) {
@@ -81,46 +117,64 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 				lo = s;
 			if (s + ph->p_memsz > hi)
 				hi = s + ph->p_memsz;
-		} else if (ph->p_type == PT_NOTE && !m->build_id_len) {
-			read_build_id(m, ph, info->dlpi_addr);
 		}
 	}
+	uint32_t first = sc->seen++;
 	if (hi == 0)
 		return 0;
-	m->start = lo;
-	m->end = hi;
 	/* the main program has an empty name in the loader's list */
-	copy_path(m->path, sizeof(m->path), info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name
-						   : *count == 0 ? pl_shm->exe : "");
+	const char *path = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : first == 0 ? pl_exe : "";
 	uint64_t here = (uint64_t)(uintptr_t)&pl_in_self;
 	if (here >= lo && here < hi) {
 		self_start = lo;
 		self_end = hi;
+		copy_path(pl_self_path, sizeof(pl_self_path), path);
 	}
-	(*count)++;
+	struct local_mod l = { info->dlpi_addr, lo, hi, hash_path(path) };
+	if (sc->nnow < LOCAL_MAX)
+		sc->now[sc->nnow++] = l;
+	if (known(sc, &l))
+		return 0;
+	uint32_t i = atomic_load_explicit(&pl_shm->nmodules, memory_order_relaxed);
+	if (i >= HS_MAX_MODULES)
+		return 0;
+	struct hs_module *m = &HS_SHM_AT(pl_shm, pl_shm->modules_off, struct hs_module)[i];
+	memset(m, 0, sizeof(*m));
+	m->bias = info->dlpi_addr;
+	m->start = lo;
+	m->end = hi;
+	m->space = pl_root;
+	/* the build-id note is one of several PT_NOTE segments */
+	for (int k = 0; k < info->dlpi_phnum && !m->build_id_len; k++)
+		if (info->dlpi_phdr[k].p_type == PT_NOTE)
+			read_build_id(m, &info->dlpi_phdr[k], info->dlpi_addr);
+	copy_path(m->path, sizeof(m->path), path);
+	/* published after it is written: the recorder reads up to the count */
+	atomic_store_explicit(&pl_shm->nmodules, i + 1, memory_order_release);
 	return 0;
 }
 
 void pl_modules_snapshot(void)
 {
-	uint32_t unlocked = 0;
-	while (!atomic_compare_exchange_weak(&pl_shm->modules_lock, &unlocked, 1)) {
-		unlocked = 0;
-		sched_yield();
-	}
-	atomic_fetch_add(&pl_shm->modules_seq, 1); /* odd: being rewritten */
-	uint32_t count = 0;
-	dl_iterate_phdr(add_module, &count);
-	pl_shm->nmodules = count;
-	atomic_fetch_add(&pl_shm->modules_seq, 1);
-	atomic_store(&pl_shm->modules_lock, 0);
+	pl_shm_lock(&pl_shm->modules_lock);
+	uint32_t c = atomic_load_explicit(&cur, memory_order_relaxed);
+	struct scan sc = { .now = lists[!c], .old = lists[c], .nold = counts[c] };
+	dl_iterate_phdr(add_module, &sc);
+	/* what is loaded now: an unloaded object's range may be reused */
+	counts[!c] = sc.nnow;
+	atomic_store_explicit(&cur, !c, memory_order_release);
+	pl_shm_unlock(&pl_shm->modules_lock);
+}
+
+void pl_exe_init(void)
+{
+	long n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", pl_exe, sizeof(pl_exe) - 1);
+	pl_exe[n > 0 ? n : 0] = 0;
 }
 
 void pl_modules_init(void)
 {
-	if (!pl_shm->exe[0]) {
-		ssize_t n = readlink("/proc/self/exe", pl_shm->exe, sizeof(pl_shm->exe) - 1);
-		pl_shm->exe[n > 0 ? n : 0] = 0;
-	}
+	/* a new image: nothing of this space is logged yet */
+	counts[0] = counts[1] = 0;
 	pl_modules_snapshot();
 }

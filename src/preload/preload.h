@@ -43,7 +43,11 @@ extern __thread struct pl_thread pl_self __attribute__((tls_model("initial-exec"
 
 /* Process-wide state. */
 extern struct hs_shm_header *pl_shm;     /* NULL when not recording */
-extern volatile int pl_active;           /* 0 before init, after fork, or once the recorder is gone */
+extern volatile int pl_active;           /* 0 before init, in an unfollowed child, or once the recorder is gone */
+extern int pl_follow;                    /* children are recorded too (HS_OPT_FOLLOW) */
+extern uint32_t pl_proc;                 /* this image's process table index */
+extern uint32_t pl_pid;                  /* getpid(), kept current across fork */
+extern uint32_t pl_root;                 /* root node of this address space */
 
 /* bootstrap.c */
 int pl_resolve_real(void);               /* 0 when every function is found */
@@ -54,6 +58,28 @@ char *pl_boot_limit(void);              /* end of the arena: bounds a copy out o
 
 /* init.c */
 void pl_ensure_init(void);
+/* A spin lock in the shared memory holding the holder's tid; taken over
+ * from a holder that died. */
+void pl_shm_lock(_Atomic uint32_t *lock);
+void pl_shm_unlock(_Atomic uint32_t *lock);
+
+/* proc.c: the process table. */
+int pl_proc_attach(void);                /* a new image: program, exec or spawn */
+int pl_proc_forked(void);                /* in a fork child: its own entry */
+struct hs_proc *pl_proc_entry(uint32_t index);
+/* Adds an image the library cannot enter (flags HS_PROCF_*): state PENDING
+ * before an exec (then pl_proc_void if it fails), READY after a spawn.
+ * Returns the index or -1. */
+int pl_proc_untraced(uint32_t pid, uint32_t ppid, uint32_t how, uint32_t flags, uint32_t state, const char *exe,
+		     char *const argv[]);
+void pl_proc_void(int index);
+/* A recorded parent reaped pid with wait status st. */
+void pl_proc_status(uint32_t pid, int st);
+uint32_t pl_proc_count(void);
+
+/* exec.c: exec, spawn, system and wait in follow mode. */
+void pl_exec_resolve(void);              /* every real function, before any vfork */
+void pl_exec_init(const char *shm_value); /* the environment children get */
 
 /* ring.c: n events are begun (busy set, time read, room made), filled
  * through pl_event_slot, then published together or aborted. */
@@ -67,7 +93,7 @@ void pl_thread_release(void);            /* the thread is exiting */
 
 /* stack.c: captures the caller's stack and interns it; returns the leaf node id. */
 uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags);
-void pl_stack_init(void);
+int pl_stack_init(void);                 /* takes this image's root node; -1 when the trie is full */
 
 /* sample.c */
 void pl_sample_allocator(struct pl_thread *t, uint64_t now);
@@ -78,5 +104,8 @@ void pl_modules_snapshot(void);
 int pl_modules_contains(uint64_t ip);
 int pl_in_self(uint64_t ip);
 void pl_modules_init(void);
+void pl_exe_init(void);                 /* reads pl_exe */
+extern char pl_exe[512];                 /* /proc/self/exe of this image */
+extern char pl_self_path[4096];          /* libheapscope.so as the loader named it */
 
 #endif

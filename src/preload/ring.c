@@ -55,6 +55,8 @@ static struct hs_ring *claim(void)
 		    !atomic_compare_exchange_strong(&r->state, &expect, HS_RING_OWNED))
 			continue;
 		r->tid = (uint32_t)syscall(SYS_gettid);
+		r->pid = pl_pid;
+		r->proc = pl_proc;
 		/* gen is bumped before any event of this thread is published */
 		atomic_fetch_add_explicit(&r->gen, 1, memory_order_release);
 		/* keys below PTHREAD_KEY_2NDLEVEL_SIZE live in the thread: no malloc */

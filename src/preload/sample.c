@@ -4,23 +4,34 @@
  * /proc/self/smaps copied into the shared memory on the exit path. Both run
  * outside the allocator's locks: after the real call returned.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "preload.h"
 
+#define SMAPS_WAIT_NS 200000000ull /* how long an exiting process waits for the area */
+
 extern struct mallinfo2 mallinfo2(void) __attribute__((weak));
 
+/* CLOCK_MONOTONIC ns of this process's next sample (each process has its
+ * own allocator). */
+static _Atomic uint64_t mallinfo_due;
+
+/* now == 0: sample now whatever the interval (the exit path). */
 void pl_sample_allocator(struct pl_thread *t, uint64_t now)
 {
-	uint64_t due = atomic_load_explicit(&pl_shm->mallinfo_due, memory_order_relaxed);
-	if (now < due || !mallinfo2)
+	uint64_t due = atomic_load_explicit(&mallinfo_due, memory_order_relaxed);
+	if ((now && now < due) || !mallinfo2)
 		return;
+	if (!now)
+		now = pl_now();
 	/* one thread takes the turn; the others go on */
-	if (!atomic_compare_exchange_strong(&pl_shm->mallinfo_due, &due, now + pl_shm->sample_ns))
+	if (!atomic_compare_exchange_strong(&mallinfo_due, &due, now + pl_shm->sample_ns))
 		return;
 	struct mallinfo2 mi = mallinfo2();
 	uint64_t t_now;
@@ -33,13 +44,32 @@ void pl_sample_allocator(struct pl_thread *t, uint64_t now)
 	pl_event_publish(t, 2);
 }
 
-/* Copies smaps text with raw syscalls: no stdio, no malloc on the exit path. */
+/* Waits until the recorder has taken the previous snapshot out; 0 when the
+ * area is free, -1 when it did not come in time (the recorder is gone). */
+static int wait_area(void)
+{
+	uint64_t until = pl_now() + SMAPS_WAIT_NS;
+	while (atomic_load_explicit(&pl_shm->smaps_state, memory_order_acquire) != HS_SMAPS_FREE) {
+		if (pl_now() > until)
+			return -1;
+		struct timespec ts = { 0, 200000 };
+		syscall(SYS_nanosleep, &ts, NULL);
+	}
+	return 0;
+}
+
+/* Copies smaps text with raw syscalls: no stdio, no malloc on the exit path.
+ * One process at a time has the area (see shm_layout.h). */
 void pl_snapshot_smaps(void)
 {
 	char *dst = HS_SHM_AT(pl_shm, pl_shm->smaps_off, char);
+	int saved = errno;
+	pl_shm_lock(&pl_shm->smaps_lock);
+	if (wait_area() < 0)
+		goto out;
 	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/smaps", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return;
+		goto out;
 	uint64_t len = 0;
 	for (;;) {
 		long n = syscall(SYS_read, fd, dst + len, (size_t)(HS_SMAPS_BYTES - len));
@@ -50,5 +80,11 @@ void pl_snapshot_smaps(void)
 			break;
 	}
 	syscall(SYS_close, fd);
-	atomic_store_explicit(&pl_shm->smaps_len, len, memory_order_release);
+	pl_shm->smaps_len = len;
+	pl_shm->smaps_proc = pl_proc;
+	pl_shm->smaps_time = pl_now();
+	atomic_store_explicit(&pl_shm->smaps_state, HS_SMAPS_READY, memory_order_release);
+out:
+	pl_shm_unlock(&pl_shm->smaps_lock);
+	errno = saved;
 }

@@ -4,6 +4,10 @@
  * node takes an id from an atomic counter, is written, then published into the
  * hash slot with a CAS. Each thread keeps its last stack: frames shared with
  * it from the outermost side are not looked up again.
+ *
+ * Each image hangs its stacks under its own root node, so that stacks of two
+ * address spaces (exec'd programs) never share a node: an address means
+ * something in one space only. A fork child keeps the root of its parent.
  */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
@@ -13,13 +17,23 @@
 
 static struct hs_node *nodes;
 static _Atomic uint32_t *slots;
+uint32_t pl_root;
 
-void pl_stack_init(void)
+int pl_stack_init(void)
 {
 	nodes = HS_SHM_AT(pl_shm, pl_shm->nodes_off, struct hs_node);
 	slots = HS_SHM_AT(pl_shm, pl_shm->hash_off, _Atomic uint32_t);
 	/* the global cache takes a lock per unwind; a per-thread one does not */
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+	/* the root: ip 0, parent 0, not in the hash (never looked up) */
+	uint32_t id = atomic_fetch_add_explicit(&pl_shm->nodes_used, 1, memory_order_relaxed);
+	if (id >= HS_MAX_NODES)
+		return -1;
+	nodes[id].ip = 0;
+	nodes[id].parent = 0;
+	atomic_store_explicit(&nodes[id].ready, 1, memory_order_release);
+	pl_root = id;
+	return 0;
 }
 
 static inline uint32_t slot_of(uint64_t ip, uint32_t parent)
@@ -78,7 +92,7 @@ uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags)
 	uint32_t same = 0, lim = depth < t->depth ? depth : t->depth;
 	while (same < lim && t->ips[same] == (uint64_t)(uintptr_t)frames[depth - 1 - same])
 		same++;
-	uint32_t parent = same ? t->ids[same - 1] : 0;
+	uint32_t parent = same ? t->ids[same - 1] : pl_root;
 	for (uint32_t j = same; j < depth; j++) {
 		uint64_t ip = (uint64_t)(uintptr_t)frames[depth - 1 - j];
 		uint32_t id = intern(ip, parent);

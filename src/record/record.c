@@ -2,6 +2,10 @@
  * record.c: one recording from start to end. Checks and spawns the program,
  * creates the trace named after its pid, drains its events while it runs,
  * then drains what is left, appends the symbols and the end record.
+ *
+ * When children are followed, the recording goes on after the program
+ * exits while processes of its tree still run, for at most the grace time
+ * (daemons): the trace says which were still running when it stopped.
  */
 #include "record/record.h"
 
@@ -20,6 +24,9 @@
 #define POLL_NS 1000000ull              /* how often to ask whether the child ended */
 #define FLUSH_NS 1000000000ull          /* a killed recorder loses at most this much */
 #define TERM_GRACE_NS 2000000000ull     /* after a SIGTERM, wait this long for the program */
+#define TREE_CHECK_NS 10000000ull       /* after the program, how often the others are checked */
+#define TREE_SETTLE_NS 50000000ull      /* and for at least this long: a child forked just
+					   before the program exited registers in its own time */
 
 static uint64_t clock_ns(clockid_t id)
 {
@@ -39,26 +46,8 @@ static char *default_name(const char *prog, pid_t pid)
 	return s;
 }
 
-static void write_process(struct trace_writer *w, pid_t pid, uint64_t start_unix, uint64_t interval_ns,
-			  const char *exe, char **argv)
-{
-	uint64_t argc = 0;
-	while (argv[argc])
-		argc++;
-	tw_begin(w, TR_PROCESS);
-	tw_u(w, (uint64_t)pid);
-	tw_u(w, start_unix);
-	tw_u(w, (uint64_t)sysconf(_SC_PAGESIZE));
-	tw_u(w, interval_ns);
-	tw_str(w, exe);
-	tw_u(w, argc);
-	for (uint64_t i = 0; i < argc; i++)
-		tw_str(w, argv[i]);
-	tw_end(w);
-}
-
 static void write_end(struct trace_writer *w, uint64_t t, unsigned kind, uint64_t code, uint64_t events,
-		      uint64_t dropped, uint64_t truncated, uint64_t flags)
+		      uint64_t dropped, uint64_t truncated, uint64_t flags, uint64_t lost)
 {
 	tw_begin(w, TR_END);
 	tw_time(w, t);
@@ -68,6 +57,7 @@ static void write_end(struct trace_writer *w, uint64_t t, unsigned kind, uint64_
 	tw_u(w, dropped);
 	tw_u(w, truncated);
 	tw_u(w, flags);
+	tw_u(w, lost);
 	tw_end(w);
 }
 
@@ -132,13 +122,14 @@ int rec_record(const struct rec_options *o)
 	ret = rec_resolve_program(o->argv[0], &prog);
 	if (ret)
 		return ret == -ENOENT ? 127 : 126; /* the shell's codes for not found / cannot run */
-	if (rec_find_preload(&preload) || rec_shm_create(&shm, o->no_freeres ? HS_OPT_NO_FREERES : 0))
+	if (rec_find_preload(&preload) ||
+	    rec_shm_create(&shm, (o->no_freeres ? HS_OPT_NO_FREERES : 0) | (o->no_follow ? 0 : HS_OPT_FOLLOW)))
 		goto out;
 
 	shm.h->sample_ns = o->interval_ns;
 	uint64_t t0 = clock_ns(CLOCK_MONOTONIC), start_unix = clock_ns(CLOCK_REALTIME);
 	rec_signals_setup();
-	if (rec_spawn(&child, prog, o->argv, preload, shm.fd))
+	if (rec_spawn(&child, prog, o->argv, preload, shm.env))
 		goto out;
 	name = o->output ? strdup(o->output) : default_name(prog, child.pid);
 	ret = name ? trace_writer_open(&w, name, o->force) : -ENOMEM;
@@ -161,13 +152,16 @@ int rec_record(const struct rec_options *o)
 				  name ? name : "the trace", strerror(-ret));
 		goto out;
 	}
-	write_process(w, child.pid, start_unix, o->interval_ns, prog, o->argv);
+	ret = rec_drain_program(d, start_unix, o->interval_ns, prog, o->argv);
+	if (ret) {
+		rec_spawn_release(&child, 1);
+		rec_error("out of memory");
+		goto out;
+	}
 	if (!o->output)
 		rec_error("recording into %s", name);
+	/* the memfd stays open: every process of the tree opens it through /proc */
 	ret = rec_spawn_release(&child, 0);
-	/* the child has its copy (or is gone); we keep only the mapping */
-	close(shm.fd);
-	shm.fd = -1;
 	if (ret) {
 		rec_error("cannot execute %s: %s; check the program (and a script's '#!' interpreter)", prog,
 			  strerror(-ret));
@@ -178,23 +172,36 @@ int rec_record(const struct rec_options *o)
 		goto out;
 	}
 
+	/* one sample at once: a program shorter than the first turn of the
+	 * loop still has one */
+	rec_drain_sample(d);
 	int reaped = 0, interrupted = 0, by_term = 0, wstatus = 0;
-	uint64_t now = rec_drain_now(d), next_sample = now, next_flush = now + FLUSH_NS, next_poll = now;
-	uint64_t term_deadline = 0;
+	uint64_t now = rec_drain_now(d), next_sample = now + o->interval_ns, next_flush = now + FLUSH_NS;
+	uint64_t next_poll = now;
+	uint64_t term_deadline = 0, reaped_at = 0, next_tree_check = 0;
 	for (;;) {
 		now = rec_drain_now(d);
-		if (now >= next_poll) {
+		if (now >= next_poll && !reaped) {
 			int r = rec_child_poll(&child, &wstatus);
 			next_poll = now + POLL_NS;
 			if (r > 0) {
 				reaped = 1;
-				break;
+				reaped_at = now;
+				rec_drain_program_exit(d, wstatus);
+				if (o->no_follow)
+					break;
 			}
 			if (r < 0) {
 				rec_error("lost track of %s (pid %d): %s; the trace ends here", prog, (int)child.pid,
 					  strerror(-r));
 				break;
 			}
+		}
+		/* the program is gone: wait for the rest of its tree, for a while */
+		if (reaped && now >= next_tree_check) {
+			next_tree_check = now + TREE_CHECK_NS;
+			if ((!rec_drain_running(d) && now - reaped_at >= TREE_SETTLE_NS) || now - reaped_at >= o->grace_ns)
+				break;
 		}
 		unsigned terms = rec_signals_term_count();
 		if (terms) {
@@ -238,6 +245,8 @@ int rec_record(const struct rec_options *o)
 	ret = (int)rec_drain_round(d, 1);
 	if (ret == -ENOMEM)
 		rec_error("out of memory while writing the last events; the trace is incomplete");
+	if (rec_drain_finish(d) == -ENOMEM)
+		rec_error("out of memory while writing how the processes ended; the trace is incomplete");
 	uint64_t nsyms = 0;
 	size_t nmods = 0;
 	const struct rec_module *mods = rec_drain_modules(d, &nmods);
@@ -261,8 +270,11 @@ int rec_record(const struct rec_options *o)
 		flags |= TRACE_END_RECORDER_INTERRUPTED;
 		status = by_term ? 128 + SIGTERM : 1;
 	}
+	if (st.running)
+		flags |= TRACE_END_PROCESSES_RUNNING;
 	uint64_t dropped = atomic_load(&shm.h->dropped) + st.skipped;
-	write_end(w, end_time, kind, code, st.events, dropped, atomic_load(&shm.h->truncated), flags);
+	write_end(w, end_time, kind, code, st.events, dropped, atomic_load(&shm.h->truncated), flags,
+		  atomic_load(&shm.h->procs_lost));
 	ret = trace_writer_close(w);
 	w = NULL;
 	if (ret || write_failed) {
@@ -278,13 +290,22 @@ int rec_record(const struct rec_options *o)
 	shell_word(word, sizeof(word), name);
 	if (interrupted && !reaped)
 		rec_error("stopped before %s ended (pid %d still runs); the trace ends there", prog, (int)child.pid);
+	else if (st.running)
+		rec_error("%llu process%s of the program still ran %.1f s after it exited; recorded up to then",
+			  (unsigned long long)st.running, st.running == 1 ? "" : "es", (double)o->grace_ns / 1e9);
+	if (st.untraced)
+		rec_error("%llu process%s ran without the library (static or set-id programs): not recorded; 'heapscope report' names them",
+			  (unsigned long long)st.untraced, st.untraced == 1 ? "" : "es");
 	if (dropped)
 		rec_error("%llu events could not be recorded; totals are short by that many",
 			  (unsigned long long)dropped);
-	rec_error("%llu event%s from %llu thread%s, %llu stack node%s, %llu symbol%s: %s in %s; run 'heapscope report %s'",
-		  (unsigned long long)st.events, plural(st.events), (unsigned long long)st.threads, plural(st.threads),
-		  (unsigned long long)st.stacks, plural(st.stacks), (unsigned long long)nsyms, plural(nsyms), size, name,
-		  word);
+	char procs[64] = "";
+	if (st.processes > 1)
+		snprintf(procs, sizeof(procs), "%llu processes, ", (unsigned long long)st.processes);
+	rec_error("%llu event%s from %s%llu thread%s, %llu stack node%s, %llu symbol%s: %s in %s; run 'heapscope report %s'",
+		  (unsigned long long)st.events, plural(st.events), procs, (unsigned long long)st.threads,
+		  plural(st.threads), (unsigned long long)st.stacks, plural(st.stacks), (unsigned long long)nsyms,
+		  plural(nsyms), size, name, word);
 out:
 	if (w)
 		trace_writer_close(w);

@@ -8,7 +8,8 @@
  *                     signals, waiting
  *   record_drain.c    rings -> merged, time-ordered records; stack nodes,
  *                     modules, threads, RSS samples
- *   record_symbols.c  the symbol table appended at the end
+ *   record_proc.c     the processes of the tree: table, liveness, how each ended
+ *   record_symbols.c  the symbol table appended at the end, per address space
  */
 #ifndef HS_RECORD_H
 #define HS_RECORD_H
@@ -21,12 +22,15 @@
 #include "trace/trace.h"
 
 #define REC_DEFAULT_INTERVAL_MS 10
+#define REC_DEFAULT_GRACE_MS 2000  /* after the program, how long other processes are waited for */
 
 struct rec_options {
 	const char *output;        /* NULL: heapscope.<basename>.<pid>.hst in the cwd */
 	int force;                 /* replace an existing regular file */
 	uint64_t interval_ns;      /* RSS sampling period */
 	int no_freeres;            /* HS_OPT_NO_FREERES */
+	int no_follow;             /* record the program only, not its children */
+	uint64_t grace_ns;         /* how long processes that outlive the program are waited for */
 	char **argv;               /* PROGRAM ARGS..., NULL-terminated */
 };
 
@@ -55,11 +59,14 @@ int rec_resolve_program(const char *name, char **path);
 int rec_find_preload(char **path);
 
 /* The region shared with the target: a sparse memfd of hs_shm_size() bytes,
- * mapped MAP_SHARED, with the header filled in. */
+ * mapped MAP_SHARED, with the header filled in. The fd stays open (and
+ * close-on-exec) for the whole recording: every process of the tree opens
+ * it as /proc/<recorder>/fd/<fd>, named by env (HS_SHM_ENV=value). */
 struct rec_shm {
-	int fd;                    /* close-on-exec; the child clears that flag */
+	int fd;
 	struct hs_shm_header *h;
 	size_t size;
+	char env[96];              /* HS_SHM_ENV "=<pid>:<fd>:<nonce>" */
 };
 
 int rec_shm_create(struct rec_shm *s, uint32_t options);
@@ -78,8 +85,9 @@ struct rec_child {
  * default (waitpid must see the child). */
 void rec_signals_setup(void);
 /* Forks the child: it restores the signal state saved above, builds its
- * environment (LD_PRELOAD, HEAPSCOPE_SHM_FD) and waits for the release. */
-int rec_spawn(struct rec_child *c, const char *path, char **argv, const char *preload, int shm_fd);
+ * environment (LD_PRELOAD, and shm_env: HS_SHM_ENV=...) and waits for the
+ * release. */
+int rec_spawn(struct rec_child *c, const char *path, char **argv, const char *preload, const char *shm_env);
 /* Lets the child exec. Returns 0 once it has, or -errno of its failed execve
  * (the child is reaped then). abort=1 makes it exit without exec'ing. */
 int rec_spawn_release(struct rec_child *c, int abort);
@@ -95,10 +103,14 @@ struct rec_drain;
 
 struct rec_drain_stats {
 	uint64_t events;           /* TR_ALLOC + TR_FREE written */
+	uint64_t processes;        /* TR_PROCESS written (after rec_drain_finish: all) */
+	uint64_t untraced;         /* of those, run without the library */
+	uint64_t running;          /* traced processes still running at rec_drain_finish */
 	uint64_t allocs, frees;
 	uint64_t exit_marks;
 	uint64_t maps;       /* TR_MAP written */
 	uint64_t mallinfos;  /* TR_MALLINFO written */
+	uint64_t smaps;      /* TR_SMAPS written */
 	uint64_t threads;          /* TR_THREAD written */
 	uint64_t stacks;           /* TR_STACK written */
 	uint64_t modules;          /* TR_MODULE written */
@@ -111,17 +123,26 @@ struct rec_drain_stats {
 
 /* A module as written in TR_MODULE; id counts from 1 (0 = no module). */
 struct rec_module {
-	uint64_t id, bias, start, end;
+	uint64_t id, space, bias, start, end;
 	uint32_t build_id_len;
 	uint8_t build_id[32];
 	char path[sizeof(((struct hs_module *)0)->path)];
 };
 
 /* Drains h into w. t0 is the CLOCK_MONOTONIC ns that trace time 0 stands
- * for; pid is the target, whose threads are checked for liveness and whose
- * RSS is sampled. */
+ * for; pid is the program (process 0), 0 when there is none to watch. */
 int rec_drain_new(struct rec_drain **out, struct hs_shm_header *h, struct trace_writer *w, uint64_t t0, pid_t pid);
 void rec_drain_free(struct rec_drain *d);
+/* Writes TR_PROCESS of the program (process 0): first, before it runs. */
+int rec_drain_program(struct rec_drain *d, uint64_t start_unix_ns, uint64_t interval_ns, const char *exe,
+		      char **argv);
+/* The program was reaped with wait status st. */
+void rec_drain_program_exit(struct rec_drain *d, int st);
+/* Recorded processes that still run (checked now). */
+size_t rec_drain_running(struct rec_drain *d);
+/* After the last round: how every process ended (TR_PROCESS_END), the ones
+ * still running included. 0 or -ENOMEM. */
+int rec_drain_finish(struct rec_drain *d);
 /*
  * One round: copies every published event out of the rings, writes new
  * modules and stack nodes, and writes the events (and queued samples) that
@@ -131,9 +152,9 @@ void rec_drain_free(struct rec_drain *d);
  * (>= 0) or -errno of the writer.
  */
 long rec_drain_round(struct rec_drain *d, int final);
-/* Queues a TR_SAMPLE of the target's RSS less our shared memory, stamped
- * now; it is written in time order by the next rounds. 0 or -errno (the
- * target is gone). */
+/* Queues a TR_SAMPLE of each running process's RSS (less our shared
+ * memory), stamped when read; they are written in time order by the next
+ * rounds. 0 or -ENOMEM. */
 int rec_drain_sample(struct rec_drain *d);
 /* Now, in trace time (ns since t0). */
 uint64_t rec_drain_now(const struct rec_drain *d);
@@ -143,12 +164,42 @@ const struct rec_module *rec_drain_modules(const struct rec_drain *d, size_t *n)
 /* Stack nodes written so far: ids 1..n-1 of the trie. */
 uint32_t rec_drain_nodes(const struct rec_drain *d);
 
+/* ---- record_proc.c ----------------------------------------------------- */
+
+struct rec_procs;
+
+int rec_procs_new(struct rec_procs **out, struct hs_shm_header *h, uint64_t t0, pid_t root);
+void rec_procs_free(struct rec_procs *p);
+/* TR_PROCESS of the program, index 0. */
+int rec_procs_root(struct rec_procs *p, struct trace_writer *w, uint64_t start_unix_ns, uint64_t interval_ns,
+		   const char *exe, char **argv);
+/* Reads the entries registered since the last call and writes their
+ * TR_PROCESS (an exec that might still fail waits for the end). final: do
+ * not wait for an entry being written. 0 or -ENOMEM. */
+int rec_procs_scan(struct rec_procs *p, struct trace_writer *w, int final);
+/* Process i is about to be named by a record: its TR_PROCESS first. */
+int rec_procs_need(struct rec_procs *p, struct trace_writer *w, uint32_t i, uint32_t pid);
+/* Which processes still run (now_ns: CLOCK_MONOTONIC). */
+void rec_procs_check(struct rec_procs *p, uint64_t now_ns);
+int rec_procs_ended(const struct rec_procs *p, uint32_t i);
+void rec_procs_root_exit(struct rec_procs *p, int wstatus, uint64_t now_ns);
+size_t rec_procs_running(const struct rec_procs *p);
+size_t rec_procs_count(const struct rec_procs *p);
+/* 1 with *pid when process i is recorded and running. */
+int rec_procs_live(const struct rec_procs *p, uint32_t i, uint32_t *pid);
+/* Writes the TR_PROCESS still owed (execs that could not be followed) and
+ * a TR_PROCESS_END for every process. *running: recorded ones still running. */
+int rec_procs_finish(struct rec_procs *p, struct trace_writer *w, uint64_t now_ns, size_t *running);
+size_t rec_procs_untraced(const struct rec_procs *p);
+
 /* ---- record_symbols.c -------------------------------------------------- */
 
-/* Resolves every distinct ip of nodes 1..nnodes-1 once and writes TR_STRING
- * and TR_SYMBOL records. Failing to read a binary is not an error: its
- * addresses get module + offset only. *nsyms gets the symbols written.
- * Returns 0 or -errno (out of memory, or the symbolizer cannot start). */
+/* Resolves every distinct (space, ip) of nodes 1..nnodes-1 once and writes
+ * TR_STRING and TR_SYMBOL records: an address is looked up among the
+ * modules of its node's address space (its root node, see shm_layout.h).
+ * Failing to read a binary is not an error: its addresses get module +
+ * offset only. *nsyms gets the symbols written. Returns 0 or -errno (out of
+ * memory, or the symbolizer cannot start). */
 int rec_symbols_write(struct trace_writer *w, const struct hs_shm_header *h, uint32_t nnodes,
 		      const struct rec_module *mods, size_t nmods, uint64_t *nsyms);
 

@@ -11,8 +11,14 @@
  * time (its last event, see shm_layout.h). Ties across rings put frees
  * before allocations: a block freed and taken again in the same nanosecond
  * is freed first. Within a ring the order is the ring's.
+ *
+ * Several processes (the recorded tree) share the memory: each ring names
+ * its process, each thread belongs to one, and a process's TR_PROCESS
+ * (record_proc.c) is written before anything names it. Modules are read
+ * from the shared log as they are appended, each with its address space.
  */
 #include "record/record.h"
+#include "procfs/procfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,9 +33,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NQUEUES (HS_MAX_RINGS + 1)
-#define SAMPLE_QUEUE HS_MAX_RINGS        /* the recorder's own RSS samples */
+#define NQUEUES (HS_MAX_RINGS + 2)
+#define SAMPLE_QUEUE HS_MAX_RINGS        /* the recorder's own RSS samples and peak smaps */
+#define SMAPS_QUEUE (HS_MAX_RINGS + 1)   /* smaps the processes left at exit */
 #define KIND_SAMPLE 0xffffu               /* never a ring kind: marks a sample */
+#define KIND_SMAPS 0xfffeu                /* addr: struct procfs_maps *, size: reason */
+#define SMAPS_GROWTH 1.10                 /* RSS growth between two peak snapshots */
+#define SMAPS_MAX_MAPS 30000              /* mappings written per snapshot: one record < 2 MiB */
 #define LIVE_CHECK_NS 100000000ull       /* how often OWNED rings' threads are checked */
 #define NODE_WAIT_NS 1000000000ull       /* a node unfilled this long lost its writer */
 #define BUSY_STALL_NS 250000000ull       /* mid-event this long: stop holding others back */
@@ -46,7 +56,7 @@ struct pend {
 	uint32_t stack;
 	uint16_t kind;
 	uint16_t pad;
-	uint32_t thread;                  /* index into d->thr */
+	uint32_t thread;                  /* index into d->thr; a sample's process */
 	uint64_t x[3];                    /* from an HS_EV_CONT: time, addr, size */
 	uint32_t x_stack;                 /* and its stack field */
 };
@@ -69,8 +79,15 @@ struct ring_st {
 };
 
 struct thr {
-	uint32_t tid;
+	uint32_t tid, pid;
+	uint32_t proc;                    /* process table index */
 	uint32_t index;                   /* dense trace index, NO_INDEX until written */
+};
+
+/* The recorder's per-process state of the stream. */
+struct pstate {
+	int exit_written;                 /* its TR_EXIT_MARK is out */
+	uint64_t peak_rss, snap_rss;      /* highest sample, and the RSS of the last peak snapshot */
 };
 
 struct rec_drain {
@@ -93,12 +110,12 @@ struct rec_drain {
 	uint32_t next_index;
 	uint32_t nodes_done;              /* next stack node id to write */
 	uint64_t node_wait_since;         /* when nodes_done was first seen unfilled */
-	uint32_t modules_seq;             /* seqlock value of the last read */
-	struct hs_module *mscratch;       /* a consistent copy of the module list */
+	uint32_t mods_done;               /* module log entries read */
 	struct rec_module *mods;
 	size_t nmods, capmods;
-	int exit_written;
-	int statm_fd;
+	struct rec_procs *procs;
+	struct pstate *ps;                /* per process */
+	size_t ps_cap;
 	unsigned char mvec[CHUNK_PAGES];  /* mincore vector */
 	uint8_t *chunk_full;              /* per chunk of our mapping: all resident */
 	uint64_t hash_pages, hash_recount;
@@ -139,28 +156,63 @@ int rec_drain_new(struct rec_drain **out, struct hs_shm_header *h, struct trace_
 	d->page = sysconf(_SC_PAGESIZE);
 	d->ring_hi = -1;
 	d->nodes_done = 1;
-	d->statm_fd = -1;
-	if (pid > 0) {
-		char p[64];
-		snprintf(p, sizeof(p), "/proc/%d/statm", (int)pid);
-		d->statm_fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (rec_procs_new(&d->procs, h, t0, pid)) {
+		free(d);
+		return -ENOMEM;
 	}
 	*out = d;
 	return 0;
+}
+
+int rec_drain_program(struct rec_drain *d, uint64_t start_unix_ns, uint64_t interval_ns, const char *exe,
+		      char **argv)
+{
+	return rec_procs_root(d->procs, d->w, start_unix_ns, interval_ns, exe, argv);
+}
+
+void rec_drain_program_exit(struct rec_drain *d, int st)
+{
+	/* its last image may have registered since the last round: the status is that one's */
+	rec_procs_scan(d->procs, d->w, 0);
+	rec_procs_root_exit(d->procs, st, mono_ns());
+}
+
+size_t rec_drain_running(struct rec_drain *d)
+{
+	/* the entries registered since the last round count too */
+	if (rec_procs_scan(d->procs, d->w, 0))
+		return 1; /* out of memory: say some run, the grace time ends it */
+	rec_procs_check(d->procs, mono_ns());
+	return rec_procs_running(d->procs);
+}
+
+int rec_drain_finish(struct rec_drain *d)
+{
+	size_t running = 0;
+	int ret = rec_procs_finish(d->procs, d->w, mono_ns(), &running);
+	d->st.processes = rec_procs_count(d->procs);
+	d->st.untraced = rec_procs_untraced(d->procs);
+	d->st.running = running;
+	return ret;
 }
 
 void rec_drain_free(struct rec_drain *d)
 {
 	if (!d)
 		return;
-	for (size_t i = 0; i < NQUEUES; i++)
-		free(d->q[i].v);
 	free(d->thr);
-	free(d->mscratch);
 	free(d->mods);
 	free(d->chunk_full);
-	if (d->statm_fd >= 0)
-		close(d->statm_fd);
+	for (size_t i = 0; i < NQUEUES; i++)
+		for (size_t k = d->q[i].head; k < d->q[i].len; k++)
+			if (d->q[i].v[k].kind == KIND_SMAPS) {
+				procfs_maps_free((struct procfs_maps *)(uintptr_t)d->q[i].v[k].addr);
+				free((void *)(uintptr_t)d->q[i].v[k].addr);
+			}
+	for (size_t i = 0; i < NQUEUES; i++)
+		free(d->q[i].v);
+	free(d->ps);
+	rec_procs_free(d->procs);
 	free(d);
 }
 
@@ -223,7 +275,111 @@ static inline const struct pend *q_front(const struct queue *q)
 
 /* ---- records --------------------------------------------------------- */
 
-static int new_thread(struct rec_drain *d, uint32_t tid, uint32_t *idx)
+static struct pstate *pstate_of(struct rec_drain *d, uint32_t proc)
+{
+	if (proc >= d->ps_cap) {
+		size_t cap = d->ps_cap ? d->ps_cap : 64;
+		while (cap <= proc)
+			cap *= 2;
+		struct pstate *v = realloc(d->ps, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		memset(v + d->ps_cap, 0, (cap - d->ps_cap) * sizeof(*v));
+		d->ps = v;
+		d->ps_cap = cap;
+	}
+	return &d->ps[proc];
+}
+
+static void write_smaps(struct rec_drain *d, uint64_t t, uint32_t proc, unsigned reason, struct procfs_maps *m)
+{
+	struct trace_writer *w = d->w;
+	size_t n = m->n < SMAPS_MAX_MAPS ? m->n : SMAPS_MAX_MAPS;
+	tw_begin(w, TR_SMAPS);
+	tw_time(w, t);
+	tw_u(w, proc);
+	tw_u(w, reason);
+	tw_u(w, n);
+	for (size_t i = 0; i < n; i++) {
+		const struct procfs_map *p = &m->v[i];
+		tw_u(w, p->start);
+		tw_u(w, p->end);
+		tw_u(w, p->offset);
+		tw_str(w, p->perms);
+		tw_str(w, p->path);
+		tw_u(w, p->rss);
+		tw_u(w, p->pss);
+		tw_u(w, p->shared_clean);
+		tw_u(w, p->shared_dirty);
+		tw_u(w, p->private_clean);
+		tw_u(w, p->private_dirty);
+		tw_u(w, p->anonymous);
+		tw_u(w, p->swap);
+	}
+	tw_end(w);
+	d->st.smaps++;
+}
+
+/* Queues a parsed snapshot on q (times in q must not decrease). */
+static int queue_smaps(struct rec_drain *d, int q, uint64_t time, uint32_t proc, unsigned reason,
+		       struct procfs_maps *m)
+{
+	struct pend *e = q_reserve(&d->q[q], 1);
+	if (!e) {
+		procfs_maps_free(m);
+		free(m);
+		return -ENOMEM;
+	}
+	*e = (struct pend){ .time = time, .addr = (uintptr_t)m, .size = reason, .kind = KIND_SMAPS, .thread = proc };
+	d->q[q].len++;
+	return 0;
+}
+
+/* The snapshot an exiting process left in the shared area: parsed, queued,
+ * and the area handed back. */
+static int read_exit_smaps(struct rec_drain *d)
+{
+	struct hs_shm_header *h = d->h;
+	if (atomic_load_explicit(&h->smaps_state, memory_order_acquire) != HS_SMAPS_READY)
+		return 0;
+	uint64_t len = h->smaps_len < HS_SMAPS_BYTES ? h->smaps_len : HS_SMAPS_BYTES;
+	struct procfs_maps *m = calloc(1, sizeof(*m));
+	int ret = m ? procfs_smaps_parse(m, HS_SHM_AT(h, h->smaps_off, const char), (size_t)len) : -ENOMEM;
+	uint64_t time = h->smaps_time;
+	uint32_t proc = h->smaps_proc;
+	atomic_store_explicit(&h->smaps_state, HS_SMAPS_FREE, memory_order_release);
+	if (ret) {
+		if (m)
+			procfs_maps_free(m);
+		free(m);
+		return ret;
+	}
+	/* the queue keeps time order: a late one is written at the latest time */
+	struct queue *q = &d->q[SMAPS_QUEUE];
+	if (q->len > q->head && q->v[q->len - 1].time > time)
+		time = q->v[q->len - 1].time;
+	/* A process that ended before the recorder sampled it: its RSS at
+	 * exit, from these mappings (less our memory), is its sample. */
+	struct pstate *ps = pstate_of(d, proc);
+	struct pend *e = q_reserve(q, 1);
+	if (!ps || !e) {
+		procfs_maps_free(m);
+		free(m);
+		return -ENOMEM;
+	}
+	if (!ps->peak_rss) {
+		uint64_t rss = 0;
+		for (size_t i = 0; i < m->n; i++)
+			if (!strstr(m->v[i].path, "memfd:heapscope"))
+				rss += m->v[i].rss;
+		*e = (struct pend){ .time = time, .size = rss, .kind = KIND_SAMPLE, .thread = proc };
+		q->len++;
+		ps->peak_rss = rss;
+	}
+	return queue_smaps(d, SMAPS_QUEUE, time, proc, TR_SMAPS_EXIT, m);
+}
+
+static int new_thread(struct rec_drain *d, const struct hs_ring *r, uint32_t *idx)
 {
 	if (d->nthr == d->capthr) {
 		size_t cap = d->capthr ? d->capthr * 2 : 64;
@@ -233,7 +389,7 @@ static int new_thread(struct rec_drain *d, uint32_t tid, uint32_t *idx)
 		d->thr = t;
 		d->capthr = cap;
 	}
-	d->thr[d->nthr] = (struct thr){ .tid = tid, .index = NO_INDEX };
+	d->thr[d->nthr] = (struct thr){ .tid = r->tid, .pid = r->pid, .proc = r->proc, .index = NO_INDEX };
 	*idx = (uint32_t)d->nthr++;
 	return 0;
 }
@@ -282,15 +438,15 @@ static void write_nodes(struct rec_drain *d, int final)
 	}
 }
 
-static int module_known(const struct rec_drain *d, const char *path, uint64_t bias)
+static int module_known(const struct rec_drain *d, uint64_t space, const char *path, uint64_t bias)
 {
 	for (size_t i = d->nmods; i-- > 0;)
-		if (d->mods[i].bias == bias && !strcmp(d->mods[i].path, path))
+		if (d->mods[i].bias == bias && d->mods[i].space == space && !strcmp(d->mods[i].path, path))
 			return 1;
 	return 0;
 }
 
-static int add_module(struct rec_drain *d, const struct hs_module *m, const char *path)
+static int add_module(struct rec_drain *d, const struct hs_module *m)
 {
 	if (d->nmods == d->capmods) {
 		size_t cap = d->capmods ? d->capmods * 2 : 32;
@@ -303,16 +459,18 @@ static int add_module(struct rec_drain *d, const struct hs_module *m, const char
 	struct rec_module *r = &d->mods[d->nmods++];
 	memset(r, 0, sizeof(*r));
 	r->id = d->nmods;
+	r->space = m->space;
 	r->bias = m->bias;
 	r->start = m->start;
 	r->end = m->end;
 	r->build_id_len = m->build_id_len <= sizeof(r->build_id) ? m->build_id_len : sizeof(r->build_id);
 	memcpy(r->build_id, m->build_id, r->build_id_len);
-	size_t len = strnlen(path, sizeof(r->path) - 1); /* h->exe may be longer: cut */
-	memcpy(r->path, path, len);
+	size_t len = strnlen(m->path, sizeof(r->path) - 1);
+	memcpy(r->path, m->path, len);
 	r->path[len] = 0;
 	tw_begin(d->w, TR_MODULE);
 	tw_u(d->w, r->id);
+	tw_u(d->w, r->space);
 	tw_u(d->w, r->bias);
 	tw_u(d->w, r->start);
 	tw_u(d->w, r->end);
@@ -324,53 +482,22 @@ static int add_module(struct rec_drain *d, const struct hs_module *m, const char
 }
 
 /*
- * Reads the module list when its seqlock moved: copy, then check the
- * sequence did not change under us. The copy races with the writer by
- * design (a seqlock); a torn copy is thrown away. A module is new when its
- * (path, bias) was not seen before: unloaded modules stay in our list, their
- * addresses still need symbols.
+ * Reads the module log entries appended since the last round. An entry is
+ * published (the count stored with release) after it is written. A module
+ * is new when its (space, path, bias) was not seen before: unloaded modules
+ * stay in our list, their addresses still need symbols.
  */
-static int read_modules(struct rec_drain *d, int final)
+static int read_modules(struct rec_drain *d)
 {
-	struct hs_shm_header *h = d->h;
-	uint32_t s1 = atomic_load_explicit(&h->modules_seq, memory_order_acquire), n = 0;
-	if (s1 == d->modules_seq)
-		return 0;
-	if (!d->mscratch) {
-		d->mscratch = malloc(HS_MAX_MODULES * sizeof(*d->mscratch));
-		if (!d->mscratch)
-			return -ENOMEM;
-	}
-	for (int tries = 0;; tries++) {
-		if (s1 & 1) {
-			/* being rewritten: next round, unless the writer died mid-way */
-			if (!final)
-				return 0;
-			if (tries < 1000) {
-				sched_yield();
-				s1 = atomic_load_explicit(&h->modules_seq, memory_order_acquire);
-				continue;
-			}
-		}
-		n = *(volatile uint32_t *)&h->nmodules;
-		if (n > HS_MAX_MODULES)
-			n = HS_MAX_MODULES;
-		memcpy(d->mscratch, d->shm_modules, n * sizeof(*d->mscratch));
-		atomic_thread_fence(memory_order_acquire);
-		uint32_t s2 = atomic_load_explicit(&h->modules_seq, memory_order_relaxed);
-		if (s2 == s1 || (final && tries >= 1000))
-			break;
-		s1 = s2;
-	}
-	d->modules_seq = s1;
-	for (uint32_t i = 0; i < n; i++) {
-		struct hs_module *m = &d->mscratch[i];
-		m->path[sizeof(m->path) - 1] = 0;
-		/* the loader names the main program ""; the library fills in exe */
-		const char *path = m->path[0] || i ? m->path : h->exe;
-		if (m->start > m->end || module_known(d, path, m->bias))
+	uint32_t n = atomic_load_explicit(&d->h->nmodules, memory_order_acquire);
+	if (n > HS_MAX_MODULES)
+		n = HS_MAX_MODULES;
+	for (; d->mods_done < n; d->mods_done++) {
+		struct hs_module m = d->shm_modules[d->mods_done];
+		m.path[sizeof(m.path) - 1] = 0;
+		if (m.start > m.end || module_known(d, m.space, m.path, m.bias))
 			continue;
-		int ret = add_module(d, m, path);
+		int ret = add_module(d, &m);
 		if (ret)
 			return ret;
 	}
@@ -390,20 +517,39 @@ static int write_event(struct rec_drain *d, const struct pend *e, int final)
 	uint64_t t = trace_time(d, e->time);
 	unsigned kind = e->kind;
 	if (kind == KIND_SAMPLE) {
+		if (rec_procs_need(d->procs, w, e->thread, 0))
+			return -ENOMEM;
 		tw_begin(w, TR_SAMPLE);
 		tw_time(w, t);
+		tw_u(w, e->thread);
 		tw_u(w, e->size);
 		tw_end(w);
 		d->st.samples++;
 		return 1;
 	}
+	if (kind == KIND_SMAPS) {
+		struct procfs_maps *m = (struct procfs_maps *)(uintptr_t)e->addr;
+		int ret = rec_procs_need(d->procs, w, e->thread, 0);
+		if (!ret)
+			write_smaps(d, t, e->thread, (unsigned)e->size, m);
+		procfs_maps_free(m);
+		free(m);
+		return ret ? ret : 1;
+	}
+	struct thr *th = &d->thr[e->thread];
+	if (rec_procs_need(d->procs, w, th->proc, th->pid))
+		return -ENOMEM;
 	if (kind == HS_EV_EXIT) {
 		/* leaks are counted at the first exit path; a second one is noise */
-		if (!d->exit_written) {
+		struct pstate *ps = pstate_of(d, th->proc);
+		if (!ps)
+			return -ENOMEM;
+		if (!ps->exit_written) {
 			tw_begin(w, TR_EXIT_MARK);
 			tw_time(w, t);
+			tw_u(w, th->proc);
 			tw_end(w);
-			d->exit_written = 1;
+			ps->exit_written = 1;
 			d->st.exit_marks++;
 		}
 		return 1;
@@ -412,6 +558,7 @@ static int write_event(struct rec_drain *d, const struct pend *e, int final)
 	if (kind == HS_EV_MALLINFO) {
 		tw_begin(w, TR_MALLINFO);
 		tw_time(w, t);
+		tw_u(w, th->proc);
 		tw_u(w, e->addr);     /* arena */
 		tw_u(w, e->x_stack);  /* ordblks */
 		tw_u(w, e->stack);    /* hblks */
@@ -437,13 +584,13 @@ static int write_event(struct rec_drain *d, const struct pend *e, int final)
 			stack = 0;
 		}
 	}
-	struct thr *th = &d->thr[e->thread];
 	if (th->index == NO_INDEX) {
 		th->index = d->next_index++;
 		tw_begin(w, TR_THREAD);
 		tw_time(w, t);
 		tw_u(w, th->index);
 		tw_u(w, th->tid);
+		tw_u(w, th->proc);
 		tw_end(w);
 		d->st.threads++;
 	}
@@ -554,9 +701,13 @@ static int page_resident(struct rec_drain *d, const void *p)
 	return v & 1;
 }
 
-static int thread_gone(const struct rec_drain *d, uint32_t tid)
+/* The ring's thread will publish nothing more: it is gone, or its image
+ * was replaced by exec (which keeps the main thread's tid). */
+static int thread_gone(const struct rec_drain *d, const struct thr *th)
 {
-	return d->pid > 0 && syscall(SYS_tgkill, d->pid, tid, 0) < 0 && errno == ESRCH;
+	if (rec_procs_ended(d->procs, th->proc))
+		return 1;
+	return th->pid > 0 && syscall(SYS_tgkill, th->pid, th->tid, 0) < 0 && errno == ESRCH;
 }
 
 /* Copies ring i's published events into its queue. Returns the number
@@ -591,14 +742,14 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 	/* gen after head: a published event implies its owner's gen and tid */
 	uint32_t gen = atomic_load_explicit(&r->gen, memory_order_acquire);
 	if (gen != rs->gen || !rs->have_thread) {
-		int ret = new_thread(d, r->tid, &rs->thread);
+		int ret = new_thread(d, r, &rs->thread);
 		if (ret)
 			return ret;
 		rs->gen = gen;
 		rs->have_thread = 1;
 	}
 	int dead = 0;
-	if (state == HS_RING_OWNED && (final || live_check) && thread_gone(d, r->tid))
+	if (state == HS_RING_OWNED && (final || live_check) && thread_gone(d, &d->thr[rs->thread]))
 		dead = 1; /* exited without closing: whatever it reserved never comes */
 	uint64_t n = head - rs->tail;
 	if (n > HS_RING_EVENTS) {
@@ -678,6 +829,7 @@ long rec_drain_round(struct rec_drain *d, int final)
 	if (T >= d->next_live_check) {
 		live_check = 1;
 		d->next_live_check = T + LIVE_CHECK_NS;
+		rec_procs_check(d->procs, T);
 	}
 	for (int i = 0; i < (int)HS_MAX_RINGS; i++) {
 		long n = drain_ring(d, i, T, final, live_check);
@@ -687,7 +839,12 @@ long rec_drain_round(struct rec_drain *d, int final)
 			return n;
 		moved += n;
 	}
-	int ret = read_modules(d, final);
+	/* after the rings: an event seen implies its process entry is readable */
+	int ret = rec_procs_scan(d->procs, d->w, final);
+	if (!ret)
+		ret = read_modules(d);
+	if (!ret)
+		ret = read_exit_smaps(d);
 	if (ret)
 		return ret;
 	write_nodes(d, final);
@@ -765,25 +922,73 @@ static uint64_t shm_resident(struct rec_drain *d, uint64_t now)
 	return pages * pg;
 }
 
+/* A "Name:   123 kB" line of /proc/PID/status, in bytes; 0 when missing. */
+static uint64_t status_kb(const char *buf, const char *name)
+{
+	const char *p = strstr(buf, name);
+	return p ? strtoull(p + strlen(name), NULL, 10) * 1024 : 0;
+}
+
+/*
+ * A process's RSS as the kernel counts it (/proc/PID/status), less the pages
+ * of our shared memory it maps: RssAnon + RssFile + max(0, RssShmem - the
+ * resident part of our memory). Our pages are only touched by the processes
+ * that wrote them, so for one process this is exact; for several, a
+ * program's own shared memory is undercounted by at most our size.
+ */
+static int sample_one(struct rec_drain *d, uint32_t i, uint32_t pid, uint64_t shm)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%u/status", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* gone: the next check says so */
+	uint64_t t = mono_ns();
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	if (!strstr(buf, "\nRssAnon:"))
+		return 0; /* a zombie has no memory to show */
+	uint64_t shmem = status_kb(buf, "\nRssShmem:");
+	uint64_t rss = status_kb(buf, "\nRssAnon:") + status_kb(buf, "\nRssFile:") + (shmem > shm ? shmem - shm : 0);
+	struct pend *e = q_reserve(&d->q[SAMPLE_QUEUE], 1);
+	struct pstate *ps = pstate_of(d, i);
+	if (!e || !ps)
+		return -ENOMEM;
+	*e = (struct pend){ .time = t, .size = rss, .kind = KIND_SAMPLE, .thread = i };
+	d->q[SAMPLE_QUEUE].len++;
+	if (rss <= ps->peak_rss)
+		return 0;
+	ps->peak_rss = rss;
+	/* the mappings at a new peak, when it grew enough since the last look:
+	 * reading smaps costs, and a few percent tell nothing new */
+	if (ps->snap_rss && (double)rss < (double)ps->snap_rss * SMAPS_GROWTH)
+		return 0;
+	struct procfs_maps *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	if (procfs_smaps_read(m, (int)pid, NULL, 0)) {
+		procfs_maps_free(m);
+		free(m);
+		return 0; /* gone, or not ours to read */
+	}
+	ps->snap_rss = rss;
+	return queue_smaps(d, SAMPLE_QUEUE, mono_ns(), i, TR_SMAPS_PEAK_RSS, m);
+}
+
 int rec_drain_sample(struct rec_drain *d)
 {
-	char buf[256];
-	uint64_t t = mono_ns();
-	if (d->statm_fd < 0)
-		return -ESRCH;
-	/* statm is regenerated on every read from offset 0 */
-	ssize_t n = pread(d->statm_fd, buf, sizeof(buf) - 1, 0);
-	if (n <= 0)
-		return n < 0 ? -errno : -ESRCH;
-	buf[n] = 0;
-	unsigned long long size, resident;
-	if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
-		return -EINVAL;
-	uint64_t rss = (uint64_t)resident * (uint64_t)d->page, shm = shm_resident(d, t);
-	struct pend *e = q_reserve(&d->q[SAMPLE_QUEUE], 1);
-	if (!e)
-		return -ENOMEM;
-	*e = (struct pend){ .time = t, .size = rss > shm ? rss - shm : 0, .kind = KIND_SAMPLE };
-	d->q[SAMPLE_QUEUE].len++;
+	uint64_t shm = shm_resident(d, mono_ns());
+	size_t n = rec_procs_count(d->procs);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t pid;
+		if (!rec_procs_live(d->procs, i, &pid))
+			continue;
+		int ret = sample_one(d, i, pid, shm);
+		if (ret)
+			return ret;
+	}
 	return 0;
 }

@@ -16,8 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -307,6 +309,15 @@ int rec_shm_create(struct rec_shm *s, uint32_t options)
 	s->h = p;
 	hs_shm_init_header(s->h, (int)getpid());
 	s->h->options = options;
+	/* tells this memory from another recorder's that got the same pid and fd */
+	uint64_t nonce = 0;
+	if (getrandom(&nonce, sizeof(nonce), GRND_NONBLOCK) != (ssize_t)sizeof(nonce)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		nonce = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid() << 32;
+	}
+	s->h->nonce = nonce;
+	snprintf(s->env, sizeof(s->env), HS_SHM_ENV "=%d:%d:%llu", (int)getpid(), s->fd, (unsigned long long)nonce);
 	return 0;
 }
 
@@ -381,8 +392,9 @@ unsigned rec_signals_term_count(void)
 /* ---- the child ------------------------------------------------------- */
 
 /* The program's environment: ours with LD_PRELOAD = our library first, then
- * the user's own, and HEAPSCOPE_SHM_FD. The library takes both out again. */
-static char **child_env(const char *preload, int shm_fd)
+ * the user's own, and HS_SHM_ENV. Unless children are followed, the library
+ * takes both out again. */
+static char **child_env(const char *preload, const char *shm_env)
 {
 	size_t n = 0;
 	while (environ && environ[n])
@@ -403,12 +415,13 @@ static char **child_env(const char *preload, int shm_fd)
 	}
 	if (!env[k++])
 		goto fail;
-	env[k] = malloc(32);
+	env[k] = strdup(shm_env);
 	if (!env[k])
 		goto fail;
-	snprintf(env[k++], 32, "HEAPSCOPE_SHM_FD=%d", shm_fd);
+	k++;
+	/* a heapscope recording heapscope: the inner one's variables are its own */
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "LD_PRELOAD=", 11) && strncmp(environ[i], "HEAPSCOPE_SHM_FD=", 17))
+		if (strncmp(environ[i], "LD_PRELOAD=", 11) && strncmp(environ[i], HS_SHM_ENV "=", sizeof(HS_SHM_ENV)))
 			env[k++] = environ[i];
 	env[k] = NULL;
 	return env;
@@ -419,7 +432,7 @@ fail:
 }
 
 /* In the child: no return. Only async-signal-safe calls after fork. */
-static void child_main(int go_fd, int err_fd, const char *path, char **argv, char **env, int shm_fd)
+static void child_main(int go_fd, int err_fd, const char *path, char **argv, char **env)
 {
 	char b = 0;
 	ssize_t n;
@@ -431,23 +444,17 @@ static void child_main(int go_fd, int err_fd, const char *path, char **argv, cha
 		;
 	if (n != 1 || b != 'g')
 		_exit(127); /* the recorder gave up before the program started */
-	/* the one fd the program inherits from us: the library maps and closes it */
-	if (fcntl(shm_fd, F_SETFD, 0) < 0) {
-		e = errno;
-		goto fail;
-	}
 	execve(path, argv, env);
 	e = errno;
-fail:
 	while (write(err_fd, &e, sizeof(e)) < 0 && errno == EINTR)
 		;
 	_exit(127);
 }
 
-int rec_spawn(struct rec_child *c, const char *path, char **argv, const char *preload, int shm_fd)
+int rec_spawn(struct rec_child *c, const char *path, char **argv, const char *preload, const char *shm_env)
 {
 	int go[2], err[2];
-	char **env = child_env(preload, shm_fd);
+	char **env = child_env(preload, shm_env);
 	if (!env)
 		return -ENOMEM;
 	if (pipe2(go, O_CLOEXEC) < 0) {
@@ -473,7 +480,7 @@ int rec_spawn(struct rec_child *c, const char *path, char **argv, const char *pr
 	if (pid == 0) {
 		close(go[1]);
 		close(err[0]);
-		child_main(go[0], err[1], path, argv, env, shm_fd);
+		child_main(go[0], err[1], path, argv, env);
 	}
 	int e = errno;
 	close(go[0]);

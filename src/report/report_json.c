@@ -4,6 +4,7 @@
  * keep these ones and their meaning.
  */
 #include "report/report.h"
+#include "report/report_proc.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -348,6 +349,7 @@ int report_json(FILE *out, const struct model *m, const struct report_opts *o)
 		return -ENOMEM;
 	fprintf(out, "{\n  \"format\": \"heapscope-report\",\n  \"version\": %d,\n", JSON_FORMAT_VERSION);
 	summary(out, m, o);
+	report_json_processes(out, m);
 	int ret = section(out, m, o, "peak", MODEL_BY_PEAK, frames, cap);
 	if (!ret)
 		ret = section(out, m, o, "allocations", MODEL_BY_ALLOCATIONS, frames, cap);

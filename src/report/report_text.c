@@ -4,6 +4,7 @@
  * allocations and leaked the most, then the sizes. Reads the model only.
  */
 #include "report/report.h"
+#include "report/report_proc.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -684,6 +685,7 @@ int report_text(FILE *out, const struct model *m, const struct report_opts *o)
 		return -ENOMEM;
 	header(out, m, o);
 	summary(out, m);
+	report_text_processes(out, m);
 
 	snprintf(what, sizeof(what), "stacks holding the most at the peak (%s at %s)",
 		 report_bytes(a, sizeof(a), m->sum.peak_heap), report_duration(b, sizeof(b), m->sum.peak_time_ns));

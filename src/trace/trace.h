@@ -12,27 +12,47 @@
 
 #define TRACE_MAGIC "HEAPSCP\0"
 #define TRACE_MAGIC_LEN 8
-#define TRACE_VERSION 2u
+#define TRACE_VERSION 3u
 #define TRACE_BLOCK_RAW_MAX (1u << 20)   /* a block is closed once it holds 1 MiB */
 #define TRACE_BLOCK_RAW_CAP (4u << 20)   /* hard bound on a block's raw size */
 #define TRACE_BLOCK_COMP_MAX (5u << 20)  /* hard bound on a compressed block */
 
 enum trace_rec_type {
-	TR_PROCESS = 1,   /* pid, start_unix_ns, page_size, interval_ns, exe, argc, argv[] */
-	TR_MODULE = 2,    /* id, bias, start, end, build_id, path */
-	TR_THREAD = 3,    /* dt, index, tid */
+	TR_PROCESS = 1,   /* index, pid, parent+1, how, flags, start, start_unix_ns, page_size,
+			     interval_ns, exe, argc, argv[] */
+	TR_MODULE = 2,    /* id, space, bias, start, end, build_id, path */
+	TR_THREAD = 3,    /* dt, index, tid, process */
 	TR_STACK = 4,     /* id, parent, ip */
+	TR_PROCESS_END = 5, /* index, end, how, code */
 	TR_ALLOC = 16,    /* dt, thread, kind, stack, size, addr, slack (usable - size) */
 	TR_FREE = 17,     /* dt, thread, kind, addr */
-	TR_SAMPLE = 18,   /* dt, rss */
-	TR_EXIT_MARK = 19,/* dt: the program's exit path ran; leaks are counted here */
+	TR_SAMPLE = 18,   /* dt, process, rss */
+	TR_EXIT_MARK = 19,/* dt, process: its exit path ran; its leaks are counted here */
 	TR_MAP = 20,      /* dt, thread, kind, stack, addr, size, old_addr, old_size, prot, flags, fd+1 */
-	TR_MALLINFO = 21, /* dt, arena, ordblks, hblks, hblkhd, uordblks, fordblks, keepcost */
-	TR_SMAPS = 22,    /* dt, reason, n, n x {start, end, offset, perms, path, rss, pss,
+	TR_MALLINFO = 21, /* dt, process, arena, ordblks, hblks, hblkhd, uordblks, fordblks, keepcost */
+	TR_SMAPS = 22,    /* dt, process, reason, n, n x {start, end, offset, perms, path, rss, pss,
 			     shared_clean, shared_dirty, private_clean, private_dirty, anonymous, swap} */
 	TR_STRING = 32,   /* id, bytes */
-	TR_SYMBOL = 33,   /* ip, module, offset, nframes, {function, file, line, flags}* */
-	TR_END = 48,      /* dt, exit_kind, exit_code, events, dropped, truncated, flags */
+	TR_SYMBOL = 33,   /* space, ip, module, offset, nframes, {function, file, line, flags}* */
+	TR_END = 48,      /* dt, exit_kind, exit_code, events, dropped, truncated, flags, lost_processes */
+};
+
+/* TR_PROCESS how: how the process image came to be recorded. */
+enum trace_proc_how { TR_PROC_ROOT = 0, TR_PROC_FORK = 1, TR_PROC_EXEC = 2, TR_PROC_SPAWN = 3 };
+
+/* TR_PROCESS flags. */
+#define TR_PROC_UNTRACED 1u /* ran without the library: nothing of it is recorded */
+#define TR_PROC_STATIC 2u   /* ... because its program is statically linked */
+#define TR_PROC_SETID 4u    /* ... because it is set-user/group-id */
+#define TR_PROC_ARGV_CUT 8u /* its arguments did not all fit */
+
+/* TR_PROCESS_END how: how the image ended. */
+enum trace_proc_end {
+	TR_PEND_EXITED = 0,   /* code: exit status */
+	TR_PEND_SIGNALED = 1, /* code: signal number */
+	TR_PEND_UNKNOWN = 2,  /* ended; how is not known */
+	TR_PEND_EXEC = 3,     /* replaced by another image of the same pid (exec) */
+	TR_PEND_RUNNING = 4,  /* still running when the recording stopped */
 };
 
 /* TR_MAP kinds: calls the program made (the allocator's own are not visible
@@ -47,6 +67,7 @@ enum trace_exit_kind { TRACE_EXITED = 0, TRACE_SIGNALED = 1, TRACE_EXIT_UNKNOWN 
 
 #define TRACE_FRAME_INLINED 1u
 #define TRACE_END_RECORDER_INTERRUPTED 1u /* the recorder stopped before the target */
+#define TRACE_END_PROCESSES_RUNNING 2u    /* processes of the tree outlived the recording */
 
 /* ---- writer ---------------------------------------------------------- */
 
@@ -94,22 +115,24 @@ struct trace_record {
 	unsigned type;
 	uint64_t time; /* for timed records: ns since start */
 	union {
-		struct { uint64_t pid, start_unix_ns, page_size, interval_ns; const char *exe;
-			 uint32_t argc; const char **argv; } process;
-		struct { uint64_t id, bias, start, end; const uint8_t *build_id; uint32_t build_id_len;
+		struct { uint64_t index, pid, parent, how, flags, start, start_unix_ns, page_size, interval_ns;
+			 const char *exe; uint32_t argc; const char **argv; } process; /* parent: index + 1, 0 none */
+		struct { uint64_t index, end, how, code; } process_end;
+		struct { uint64_t id, space, bias, start, end; const uint8_t *build_id; uint32_t build_id_len;
 			 const char *path; } module;
-		struct { uint64_t index, tid; } thread;
+		struct { uint64_t index, tid, process; } thread;
 		struct { uint64_t id, parent, ip; } stack;
 		struct { uint64_t thread, kind, stack, size, addr, slack; } alloc;
 		struct { uint64_t thread, kind, stack, addr, size, old_addr, old_size, prot, flags;
 			 int64_t fd; /* -1: anonymous */ } map;
-		struct { uint64_t arena, ordblks, hblks, hblkhd, uordblks, fordblks, keepcost; } mallinfo;
-		struct { uint64_t reason; uint32_t n; const struct trace_mapping *maps; } smaps;
+		struct { uint64_t process, arena, ordblks, hblks, hblkhd, uordblks, fordblks, keepcost; } mallinfo;
+		struct { uint64_t process, reason; uint32_t n; const struct trace_mapping *maps; } smaps;
 		struct { uint64_t thread, kind, addr; } free;
-		struct { uint64_t rss; } sample;
+		struct { uint64_t process, rss; } sample;
+		struct { uint64_t process; } exit_mark;
 		struct { uint64_t id; const char *str; uint32_t len; } string;
-		struct { uint64_t ip, module, offset; uint32_t nframes; const struct trace_frame *frames; } symbol;
-		struct { uint64_t exit_kind, exit_code, events, dropped, truncated, flags; } end;
+		struct { uint64_t space, ip, module, offset; uint32_t nframes; const struct trace_frame *frames; } symbol;
+		struct { uint64_t exit_kind, exit_code, events, dropped, truncated, flags, lost_processes; } end;
 	} u;
 };
 

@@ -257,7 +257,12 @@ static int decode(struct trace_reader *r, struct trace_record *rec)
 	r->scratch_len = 0;
 	switch (type) {
 	case TR_PROCESS: {
+		rec->u.process.index = get_u(r);
 		rec->u.process.pid = get_u(r);
+		rec->u.process.parent = get_u(r);
+		rec->u.process.how = get_u(r);
+		rec->u.process.flags = get_u(r);
+		rec->u.process.start = get_u(r);
 		rec->u.process.start_unix_ns = get_u(r);
 		rec->u.process.page_size = get_u(r);
 		rec->u.process.interval_ns = get_u(r);
@@ -290,8 +295,15 @@ static int decode(struct trace_reader *r, struct trace_record *rec)
 		free(offs);
 		break;
 	}
+	case TR_PROCESS_END:
+		rec->u.process_end.index = get_u(r);
+		rec->u.process_end.end = get_u(r);
+		rec->u.process_end.how = get_u(r);
+		rec->u.process_end.code = get_u(r);
+		break;
 	case TR_MODULE: {
 		rec->u.module.id = get_u(r);
+		rec->u.module.space = get_u(r);
 		rec->u.module.bias = get_u(r);
 		rec->u.module.start = get_u(r);
 		rec->u.module.end = get_u(r);
@@ -309,6 +321,7 @@ static int decode(struct trace_reader *r, struct trace_record *rec)
 		r->time += get_u(r);
 		rec->u.thread.index = get_u(r);
 		rec->u.thread.tid = get_u(r);
+		rec->u.thread.process = get_u(r);
 		break;
 	case TR_STACK:
 		rec->u.stack.id = get_u(r);
@@ -340,6 +353,7 @@ static int decode(struct trace_reader *r, struct trace_record *rec)
 	}
 	case TR_MALLINFO:
 		r->time += get_u(r);
+		rec->u.mallinfo.process = get_u(r);
 		rec->u.mallinfo.arena = get_u(r);
 		rec->u.mallinfo.ordblks = get_u(r);
 		rec->u.mallinfo.hblks = get_u(r);
@@ -350,6 +364,7 @@ static int decode(struct trace_reader *r, struct trace_record *rec)
 		break;
 	case TR_SMAPS: {
 		r->time += get_u(r);
+		rec->u.smaps.process = get_u(r);
 		rec->u.smaps.reason = get_u(r);
 		uint64_t n = get_u(r);
 		if (r->failed)
@@ -402,10 +417,12 @@ static int decode(struct trace_reader *r, struct trace_record *rec)
 		break;
 	case TR_SAMPLE:
 		r->time += get_u(r);
+		rec->u.sample.process = get_u(r);
 		rec->u.sample.rss = get_u(r);
 		break;
 	case TR_EXIT_MARK:
 		r->time += get_u(r);
+		rec->u.exit_mark.process = get_u(r);
 		break;
 	case TR_STRING: {
 		rec->u.string.id = get_u(r);
@@ -420,6 +437,7 @@ static int decode(struct trace_reader *r, struct trace_record *rec)
 		break;
 	}
 	case TR_SYMBOL: {
+		rec->u.symbol.space = get_u(r);
 		rec->u.symbol.ip = get_u(r);
 		rec->u.symbol.module = get_u(r);
 		rec->u.symbol.offset = get_u(r);
@@ -454,6 +472,7 @@ static int decode(struct trace_reader *r, struct trace_record *rec)
 		rec->u.end.dropped = get_u(r);
 		rec->u.end.truncated = get_u(r);
 		rec->u.end.flags = get_u(r);
+		rec->u.end.lost_processes = get_u(r);
 		break;
 	default:
 		return fail(r, "corrupt block at offset %llu: unknown record type %u", (unsigned long long)r->block_off,

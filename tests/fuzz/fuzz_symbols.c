@@ -19,7 +19,12 @@ static void prefix(struct fz_buf *raw)
 {
 	static const char *const argv[] = { "./prog", "arg" };
 	fz_u(raw, TR_PROCESS);
-	fz_u(raw, 4242);
+	fz_u(raw, 0);    /* index */
+	fz_u(raw, 4242); /* pid */
+	fz_u(raw, 0);    /* parent */
+	fz_u(raw, 0);    /* how */
+	fz_u(raw, 0);    /* flags */
+	fz_u(raw, 0);    /* start */
 	fz_u(raw, 1700000000000000000ull);
 	fz_u(raw, 4096);
 	fz_u(raw, 10000000);
@@ -30,6 +35,7 @@ static void prefix(struct fz_buf *raw)
 	for (unsigned id = 1; id <= FZ_SYM_MODULES; id++) {
 		fz_u(raw, TR_MODULE);
 		fz_u(raw, id);
+		fz_u(raw, 0); /* space: the nodes below hang from no root */
 		fz_u(raw, fz_sym_module_bias(id));
 		fz_u(raw, fz_sym_module_bias(id));
 		fz_u(raw, fz_sym_module_bias(id) + FZ_SYM_MODULE_SPAN);
@@ -48,6 +54,7 @@ static void prefix(struct fz_buf *raw)
 	fz_u(raw, 100);
 	fz_u(raw, 0);
 	fz_u(raw, 4243);
+	fz_u(raw, 0); /* process */
 	for (unsigned k = 1; k <= FZ_SYM_NODES; k++) {
 		fz_u(raw, TR_ALLOC);
 		fz_u(raw, 10);
@@ -65,6 +72,7 @@ static void prefix(struct fz_buf *raw)
 	fz_u(raw, 0x10000 + 0x100);
 	fz_u(raw, TR_EXIT_MARK);
 	fz_u(raw, 5);
+	fz_u(raw, 0); /* process */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -90,6 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_u(&raw, 0);
 	fz_u(&raw, 0);
 	fz_u(&raw, 0);
+	fz_u(&raw, 0); /* processes lost */
 	fz_block(&file, raw.p, raw.len);
 	fz_read_all(fz_path(file.p, file.len));
 	return 0;

@@ -63,8 +63,8 @@ def put_u(v):
 
 # Field layouts of docs/trace-format.md: u = varint, s = length + bytes.
 LAYOUT = {
-    1: "uuuus", 2: "uuuuss", 3: "uuu", 4: "uuu", 16: "uuuuuuu", 17: "uuuu", 18: "uu",
-    19: "u", 20: "uuuuuuuuuuu", 21: "uuuuuuuu", 32: "us", 48: "uuuuuuu",
+    1: "uuuuuuuuus", 2: "uuuuuss", 3: "uuuu", 4: "uuu", 5: "uuuu", 16: "uuuuuuu", 17: "uuuu", 18: "uuu",
+    19: "uu", 20: "uuuuuuuuuuu", 21: "uuuuuuuuu", 32: "us", 48: "uuuuuuuu",
 }
 
 
@@ -90,11 +90,11 @@ def decode(raw):
                     n, pos = get_u(raw, pos)
                     f.append(bytes(raw[pos:pos + n]))
                     pos += n
-        elif t == 22:  # dt reason n {start end offset perms path 8 sizes}
-            for _ in range(3):
+        elif t == 22:  # dt process reason n {start end offset perms path 8 sizes}
+            for _ in range(4):
                 v, pos = get_u(raw, pos)
                 f.append(v)
-            for _ in range(f[2]):
+            for _ in range(f[3]):
                 for kind in "uuussuuuuuuuu":
                     v, pos = get_u(raw, pos)
                     if kind == "s":
@@ -102,11 +102,11 @@ def decode(raw):
                         pos += v
                     else:
                         f.append(v)
-        elif t == 33:  # ip module offset n {function file line flags}
-            for _ in range(4):
+        elif t == 33:  # space ip module offset n {function file line flags}
+            for _ in range(5):
                 v, pos = get_u(raw, pos)
                 f.append(v)
-            for _ in range(4 * f[3]):
+            for _ in range(4 * f[4]):
                 v, pos = get_u(raw, pos)
                 f.append(v)
         else:
@@ -146,7 +146,7 @@ def compress(raw):
 
 
 def trace_file(blks):
-    out = bytearray(MAGIC + (2).to_bytes(4, "little") + (0).to_bytes(4, "little"))
+    out = bytearray(MAGIC + (3).to_bytes(4, "little") + (0).to_bytes(4, "little"))
     for raw in blks:
         comp = compress(raw)
         out += len(comp).to_bytes(4, "little") + len(raw).to_bytes(4, "little") + comp
@@ -177,32 +177,46 @@ def symbol_seed(blks):
             if t == 32:
                 out += encode(t, f)
             elif t == 33:
-                ip = ips.setdefault(f[0], fz_sym_ip(1 + len(ips) % FZ_SYM_NODES))
+                # fuzz_symbols.c's nodes hang from no root: space 0
+                ip = ips.setdefault((f[0], f[1]), fz_sym_ip(1 + len(ips) % FZ_SYM_NODES))
                 mod = 1 + (ip // 0x400000 - 1) % FZ_SYM_MODULES
-                out += encode(t, [ip, mod, ip - 0x400000 * mod] + f[3:])
+                out += encode(t, [0, ip, mod, ip - 0x400000 * mod] + f[4:])
     return bytes(out)
 
 
 def handmade():
     """Raw record streams for what real traces do not hold yet."""
-    proc = encode(1, [7, 1700000000000000000, 4096, 10000000, b"/bin/prog", 1, b"prog"])
-    thread = encode(3, [5, 0, 8])
+    proc = encode(1, [0, 7, 0, 0, 0, 0, 1700000000000000000, 4096, 10000000, b"/bin/prog", 1, b"prog"])
+    child = encode(1, [1, 8, 1, 1, 0, 5, 1700000000000000000, 4096, 10000000, b"/bin/prog", 1, b"prog"])
+    gap = encode(1, [2, 8, 2, 2, 3, 9, 1700000000000000000, 4096, 10000000, b"/bin/static", 2, b"static", b"x"])
+    ends = (encode(5, [0, 20, 0, 0]) + encode(5, [1, 15, 3, 0]) + encode(5, [2, 19, 1, 9]))
+    thread = encode(3, [5, 0, 8, 0])
     stack = encode(4, [1, 0, 0x401000])
     maps = [encode(20, [10, 0, k, 1, 0x7f0000000000, 8192, 0x7f0000001000, 4096, 3, 0x22, 0])
             for k in (1, 2, 3, 4, 5)]
-    mallinfo = encode(21, [10, 135168, 1, 0, 0, 1024, 134144, 134000])
-    smaps = encode(22, [10, 1, 3,
+    mallinfo = encode(21, [10, 0, 135168, 1, 0, 0, 1024, 134144, 134000])
+    smaps = encode(22, [10, 0, 1, 3,
                         0x400000, 0x401000, 0, b"r-xp", b"/bin/prog", 4096, 4096, 0, 0, 4096, 0, 0, 0,
                         0x600000, 0x621000, 0, b"rw-p", b"[heap]", 8192, 8192, 0, 0, 0, 8192, 8192, 0,
                         0x7ffc0000, 0x7ffc1000, 0, b"rw-p", b"", 0, 0, 0, 0, 0, 0, 0, 4096])
-    smaps_exit = encode(22, [10, 2, 1, 0x600000, 0x621000, 0, b"rw-p", b"[anon:x]", 1, 2, 3, 4, 5, 6, 7, 8])
+    smaps_exit = encode(22, [10, 0, 2, 1, 0x600000, 0x621000, 0, b"rw-p", b"[anon:x]", 1, 2, 3, 4, 5, 6, 7, 8])
     alloc = encode(16, [1, 0, 1, 1, 100, 0x600010, 12])
     free = encode(17, [1, 0, 32, 0x600010])
-    end = encode(48, [1, 0, 0, 2, 0, 0, 0])
+    end = encode(48, [1, 0, 0, 2, 0, 0, 0, 0])
+    # a fork child (thread 1) that frees its copy of the parent's block, at
+    # the same address: two processes, two blocks
+    root2 = encode(4, [2, 0, 0])
+    under = encode(4, [3, 2, 0x401000])
+    thread1 = encode(3, [1, 1, 9, 1])
+    calloc = encode(16, [1, 1, 1, 3, 50, 0x600010, 0])
+    cfree = encode(17, [1, 1, 32, 0x600010])
+    marks = encode(19, [1, 1]) + encode(18, [1, 1, 4096]) + encode(19, [1, 0])
     return {
         "maps": proc + thread + stack + b"".join(maps) + alloc + free + end,
         "mallinfo_smaps": proc + mallinfo + smaps + thread + alloc + smaps_exit + mallinfo + end,
-        "interrupted": proc + thread + alloc + encode(48, [1, 2, 0, 1, 0, 0, 1]),
+        "interrupted": proc + thread + alloc + encode(48, [1, 2, 0, 1, 0, 0, 1, 0]),
+        "processes": (proc + thread + root2 + under + alloc + child + thread1 + cfree + calloc + gap + marks
+                      + free + ends + end),
     }
 
 

@@ -15,11 +15,18 @@ struct synth_frame {
 	uint64_t line, flags;
 };
 
-static inline void st_process(struct trace_writer *w, uint64_t pid, const char *exe, uint32_t argc,
-			      const char *const *argv)
+/* A process of the trace; st_process is the program (index 0). parent is
+ * the parent's index + 1 (0: none), how a TR_PROC_* value. */
+static inline void st_process_n(struct trace_writer *w, uint64_t index, uint64_t pid, uint64_t parent, uint64_t how,
+				uint64_t flags, uint64_t start, const char *exe, uint32_t argc, const char *const *argv)
 {
 	tw_begin(w, TR_PROCESS);
+	tw_u(w, index);
 	tw_u(w, pid);
+	tw_u(w, parent);
+	tw_u(w, how);
+	tw_u(w, flags);
+	tw_u(w, start);
 	tw_u(w, 1700000000000000000ull);
 	tw_u(w, 4096);
 	tw_u(w, 10000000);
@@ -30,11 +37,28 @@ static inline void st_process(struct trace_writer *w, uint64_t pid, const char *
 	tw_end(w);
 }
 
+static inline void st_process(struct trace_writer *w, uint64_t pid, const char *exe, uint32_t argc,
+			      const char *const *argv)
+{
+	st_process_n(w, 0, pid, 0, TR_PROC_ROOT, 0, 0, exe, argc, argv);
+}
+
+static inline void st_process_end(struct trace_writer *w, uint64_t index, uint64_t end, uint64_t how, uint64_t code)
+{
+	tw_begin(w, TR_PROCESS_END);
+	tw_u(w, index);
+	tw_u(w, end);
+	tw_u(w, how);
+	tw_u(w, code);
+	tw_end(w);
+}
+
 static inline void st_module(struct trace_writer *w, uint64_t id, uint64_t bias, uint64_t start, uint64_t end,
 			     const char *path)
 {
 	tw_begin(w, TR_MODULE);
 	tw_u(w, id);
+	tw_u(w, 0); /* space: stacks without a root node */
 	tw_u(w, bias);
 	tw_u(w, start);
 	tw_u(w, end);
@@ -43,13 +67,19 @@ static inline void st_module(struct trace_writer *w, uint64_t id, uint64_t bias,
 	tw_end(w);
 }
 
-static inline void st_thread(struct trace_writer *w, uint64_t t, uint64_t index, uint64_t tid)
+static inline void st_thread_of(struct trace_writer *w, uint64_t t, uint64_t index, uint64_t tid, uint64_t process)
 {
 	tw_begin(w, TR_THREAD);
 	tw_time(w, t);
 	tw_u(w, index);
 	tw_u(w, tid);
+	tw_u(w, process);
 	tw_end(w);
+}
+
+static inline void st_thread(struct trace_writer *w, uint64_t t, uint64_t index, uint64_t tid)
+{
+	st_thread_of(w, t, index, tid, 0);
 }
 
 static inline void st_stack(struct trace_writer *w, uint64_t id, uint64_t parent, uint64_t ip)
@@ -85,19 +115,31 @@ static inline void st_free(struct trace_writer *w, uint64_t t, uint64_t thread, 
 	tw_end(w);
 }
 
-static inline void st_sample(struct trace_writer *w, uint64_t t, uint64_t rss)
+static inline void st_sample_of(struct trace_writer *w, uint64_t t, uint64_t process, uint64_t rss)
 {
 	tw_begin(w, TR_SAMPLE);
 	tw_time(w, t);
+	tw_u(w, process);
 	tw_u(w, rss);
+	tw_end(w);
+}
+
+static inline void st_sample(struct trace_writer *w, uint64_t t, uint64_t rss)
+{
+	st_sample_of(w, t, 0, rss);
+}
+
+static inline void st_exit_mark_of(struct trace_writer *w, uint64_t t, uint64_t process)
+{
+	tw_begin(w, TR_EXIT_MARK);
+	tw_time(w, t);
+	tw_u(w, process);
 	tw_end(w);
 }
 
 static inline void st_exit_mark(struct trace_writer *w, uint64_t t)
 {
-	tw_begin(w, TR_EXIT_MARK);
-	tw_time(w, t);
-	tw_end(w);
+	st_exit_mark_of(w, t, 0);
 }
 
 static inline void st_string(struct trace_writer *w, uint64_t id, const char *s)
@@ -112,6 +154,7 @@ static inline void st_symbol(struct trace_writer *w, uint64_t ip, uint64_t modul
 			     const struct synth_frame *f)
 {
 	tw_begin(w, TR_SYMBOL);
+	tw_u(w, 0); /* space */
 	tw_u(w, ip);
 	tw_u(w, module);
 	tw_u(w, offset);
@@ -136,6 +179,7 @@ static inline void st_end(struct trace_writer *w, uint64_t t, uint64_t exit_kind
 	tw_u(w, dropped);
 	tw_u(w, truncated);
 	tw_u(w, flags);
+	tw_u(w, 0); /* processes lost */
 	tw_end(w);
 }
 

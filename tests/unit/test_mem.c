@@ -106,6 +106,7 @@ static void w_mallinfo(struct trace_writer *w, uint64_t t, uint64_t arena, uint6
 {
 	tw_begin(w, TR_MALLINFO);
 	tw_time(w, t);
+	tw_u(w, 0); /* process */
 	tw_u(w, arena);
 	tw_u(w, 3);
 	tw_u(w, hblkhd ? 1 : 0);
@@ -126,6 +127,7 @@ static void w_smaps(struct trace_writer *w, uint64_t t, uint64_t reason, const s
 {
 	tw_begin(w, TR_SMAPS);
 	tw_time(w, t);
+	tw_u(w, 0); /* process */
 	tw_u(w, reason);
 	tw_u(w, n);
 	for (size_t i = 0; i < n; i++) {

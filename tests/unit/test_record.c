@@ -83,6 +83,8 @@ static struct hs_ring *claim(struct hs_shm_header *h, uint32_t tid)
 		    !atomic_compare_exchange_strong(&rings[i].state, &expect, HS_RING_OWNED))
 			continue;
 		rings[i].tid = tid;
+		rings[i].pid = (uint32_t)getpid();
+		rings[i].proc = 0;
 		atomic_fetch_add_explicit(&rings[i].gen, 1, memory_order_release);
 		return &rings[i];
 	}
@@ -124,11 +126,12 @@ static uint32_t new_node(struct hs_shm_header *h, uint64_t ip, uint32_t parent, 
 	return id;
 }
 
+/* Appends modules to the log up to n in all (the library logs only what is
+ * new in its address space). */
 static void write_modules(struct hs_shm_header *h, unsigned n)
 {
 	struct hs_module *m = HS_SHM_AT(h, h->modules_off, struct hs_module);
-	atomic_fetch_add(&h->modules_seq, 1);
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = atomic_load(&h->nmodules); i < n; i++) {
 		memset(&m[i], 0, sizeof(m[i]));
 		m[i].bias = 0x400000ull * (i + 1);
 		m[i].start = m[i].bias;
@@ -136,9 +139,8 @@ static void write_modules(struct hs_shm_header *h, unsigned n)
 		m[i].build_id_len = 4;
 		memcpy(m[i].build_id, "\x01\x02\x03\x04", 4);
 		snprintf(m[i].path, sizeof(m[i].path), "/fake/lib%u.so", i);
+		atomic_store_explicit(&h->nmodules, i + 1, memory_order_release);
 	}
-	h->nmodules = n;
-	atomic_fetch_add(&h->modules_seq, 1);
 }
 
 /* ---- trace reading ---------------------------------------------------- */
@@ -489,6 +491,7 @@ static struct hs_ring *own(struct hs_shm_header *h, unsigned i, uint32_t tid)
 	struct hs_ring *r = &rings_of(h)[i];
 	atomic_store(&r->state, HS_RING_OWNED);
 	r->tid = tid;
+	r->pid = 0; /* no process to check: these threads never exit */
 	atomic_fetch_add(&r->gen, 1);
 	return r;
 }
@@ -617,7 +620,7 @@ static void scenario_rules(void)
 	put(r0, 10, HS_EV_MALLOC, 0x1, n3);
 	put(r0, 11, 99, 0x2, 0);               /* not a kind we know */
 	put(r0, 12, HS_EV_MALLOC, 0x3, 12345); /* a stack id never taken */
-	atomic_fetch_add(&shm.h->modules_seq, 1); /* died while rewriting modules */
+	atomic_store(&shm.h->nmodules, 1); /* died while logging a module: it is read as it is */
 	rec_drain_round(d, 0);
 	struct rec_drain_stats st;
 	rec_drain_get_stats(d, &st);
