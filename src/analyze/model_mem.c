@@ -25,6 +25,13 @@
 #define IV_MAX (1u << 18)    /* live mappings tracked; far above the kernel's limit */
 #define CHUNK_HEADER 8       /* glibc: the size field before each in-use chunk */
 
+/* Blocks and mappings of other processes than the one a snapshot is of carry
+ * bit 63 in their address (model_proc.c): a snapshot counts only its own. */
+static int own_addr(uint64_t addr)
+{
+	return !(addr >> 63);
+}
+
 struct map_iv {
 	uint64_t start, end;
 	uint32_t stack;
@@ -373,7 +380,12 @@ int model_mem_smaps(struct model *m, const struct trace_record *rec, const struc
 	 * program's own mappings over it */
 	for (size_t i = 0; live && i < live->cap; i++) {
 		const struct live_ent *e = &live->e[i];
-		size_t j = e->addr ? map_at(sn->maps, n, e->addr) : n;
+		if (!e->addr || !own_addr(e->addr))
+			continue;
+		sn->live_blocks++;
+		sn->requested += e->size;
+		sn->usable += e->size + e->slack;
+		size_t j = map_at(sn->maps, n, e->addr);
 		if (j < n) {
 			hints[j] |= PROCFS_HINT_HEAP;
 			sn->map_live[j] += e->size;
@@ -381,6 +393,9 @@ int model_mem_smaps(struct model *m, const struct trace_record *rec, const struc
 	}
 	for (size_t k = 0; k < ms->niv; k++) {
 		const struct map_iv *v = &ms->iv[k];
+		if (!own_addr(v->start))
+			continue;
+		sn->mapped += v->end - v->start;
 		size_t lo = 0, hi = n;
 		while (lo < hi) { /* the first mapping that ends after v->start */
 			size_t mid = lo + (hi - lo) / 2;
@@ -402,12 +417,6 @@ int model_mem_smaps(struct model *m, const struct trace_record *rec, const struc
 
 	sn->present = 1;
 	sn->time_ns = rec->time;
-	if (live) {
-		sn->live_blocks = live->blocks;
-		sn->requested = live->bytes;
-		sn->usable = live->bytes + live->slack;
-	}
-	sn->mapped = ms->live;
 	sn->mallinfo = m->sum.mallinfo;
 	waterfall(sn);
 	free(hints);
