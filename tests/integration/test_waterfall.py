@@ -127,8 +127,9 @@ def _():
     eq(w["mapped_bytes"], 5 * MiB, "mapped bytes")
     mmap_kind = [k for k in w["by_kind"] if k["kind"] == "mmap"]
     eq(len(mmap_kind), 1, "mmap groups")
-    # by kind counts whole mappings: one merged with a neighbour's pages counts whole
-    check(5 * MiB <= mmap_kind[0]["size_bytes"] <= 5 * MiB + 64 * 1024, f"mmap group {mmap_kind[0]}")
+    # by kind counts whole mappings: one the kernel merged with a neighbour (the
+    # loader's pages, heapscope's own buffer) counts whole
+    check(5 * MiB <= mmap_kind[0]["size_bytes"] <= 6 * MiB, f"mmap group {mmap_kind[0]}")
 
 
 @T.test("text report: WATERFALL, GROWTH and [mmap] entries")
