@@ -574,6 +574,11 @@ static void waterfall(FILE *out, const struct model *m, enum model_at at)
 			report_duration(a, sizeof(a), mi->time_ns), report_bytes(b, sizeof(b), mi->arena),
 			report_bytes(c, sizeof(c), mi->uordblks), report_bytes(d, sizeof(d), mi->fordblks),
 			report_bytes(e, sizeof(e), mi->hblkhd), mi->hblks, plural(mi->hblks, "chunk", "chunks"));
+		/* the allocator is sampled when the program allocates, the mappings
+		 * when RSS peaks: say how far apart, the allocator's steps are as of then */
+		if (sn->time_ns - mi->time_ns >= 1000000)
+			fprintf(out, "  (that sample is %s older than the mappings: the allocator's two steps are as of then)\n",
+				report_duration(a, sizeof(a), sn->time_ns - mi->time_ns));
 	} else {
 		fputs("  allocator: no mallinfo2 sample in the trace: its overhead and free memory are one step\n", out);
 	}
