@@ -177,7 +177,7 @@ void procfs_classify(struct procfs_map *v, size_t n, const uint8_t *hints)
 		else if (p[0])
 			m->kind = is_anon(m) ? named_anon(p) : PROCFS_ANON;
 		else if (i && (v[i - 1].kind == PROCFS_LIB || v[i - 1].kind == PROCFS_SELF) && v[i - 1].end == m->start &&
-			 v[i - 1].perms[1] == 'w' && rw(m)) {
+			 v[i - 1].perms[1] == 'w' && v[i - 1].perms[3] == 'p' && rw(m)) {
 			/* .bss: the loader maps it anonymous, right after the file's data */
 			m->kind = v[i - 1].kind;
 			m->owner = v[i - 1].owner;
