@@ -245,7 +245,7 @@ static struct pend *q_reserve(struct queue *q, size_t n)
 		q->head = q->len = 0;
 	if (q->len + n <= q->cap)
 		return q->v + q->len;
-	if (q->head >= q->cap / 2) {
+	if (q->cap && q->head >= q->cap / 2) {
 		memmove(q->v, q->v + q->head, (q->len - q->head) * sizeof(*q->v));
 		q->len -= q->head;
 		q->head = 0;
