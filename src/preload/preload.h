@@ -90,6 +90,7 @@ void pl_event_publish(struct pl_thread *t, unsigned n);
 void pl_event_abort(struct pl_thread *t);
 uint64_t pl_now(void);
 void pl_thread_release(void);            /* the thread is exiting */
+int pl_recorder_alive(void);             /* not gone, not a zombie (a syscall or three) */
 
 /* stack.c: captures the caller's stack and interns it; returns the leaf node id. */
 uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags);

@@ -4,9 +4,11 @@
  * event: a seq_cst store of `busy`, the clock, a copy, a release store.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,13 +68,35 @@ static struct hs_ring *claim(void)
 	return NULL;
 }
 
-/* The recorder is gone when its pid no longer exists: stop recording rather
- * than wait forever. errno is the program's: keep it. */
-static int recorder_alive(void)
+/* The recorder is gone when its pid no longer exists, or is a zombie (dead,
+ * not yet reaped by whoever started it): stop recording rather than wait
+ * forever. Only asked while a ring is full. errno is the program's: keep it. */
+int pl_recorder_alive(void)
 {
-	int saved = errno;
-	long ret = syscall(SYS_kill, pl_shm->recorder_pid, 0);
-	int alive = ret == 0 || errno != ESRCH;
+	int saved = errno, alive = 1;
+	if (syscall(SYS_kill, pl_shm->recorder_pid, 0) < 0) {
+		alive = errno != ESRCH;
+	} else {
+		char path[40] = "/proc/", buf[512];
+		char num[16];
+		int n = 0;
+		for (uint32_t v = (uint32_t)pl_shm->recorder_pid; v && n < 15; v /= 10)
+			num[n++] = (char)('0' + v % 10);
+		size_t k = strlen(path);
+		while (n)
+			path[k++] = num[--n];
+		memcpy(path + k, "/stat", 6);
+		int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+		long got = fd < 0 ? -1 : syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			syscall(SYS_close, fd);
+		if (got > 0) {
+			buf[got] = 0;
+			/* the state follows the last ')': the name may hold any */
+			char *p = strrchr(buf, ')');
+			alive = !p || !p[1] || (p[2] != 'Z' && p[2] != 'X');
+		}
+	}
 	errno = saved;
 	return alive;
 }
@@ -84,7 +108,7 @@ static int wait_for_room(struct hs_ring *r, uint64_t head, unsigned n)
 	for (unsigned spins = 0;; spins++) {
 		if (head + n - atomic_load_explicit(&r->tail, memory_order_acquire) <= HS_RING_EVENTS)
 			return 0;
-		if ((spins & 1023) == 1023 && !recorder_alive()) {
+		if ((spins & 1023) == 1023 && !pl_recorder_alive()) {
 			pl_active = 0;
 			return -1;
 		}

@@ -49,8 +49,8 @@ void pl_sample_allocator(struct pl_thread *t, uint64_t now)
 static int wait_area(void)
 {
 	uint64_t until = pl_now() + SMAPS_WAIT_NS;
-	while (atomic_load_explicit(&pl_shm->smaps_state, memory_order_acquire) != HS_SMAPS_FREE) {
-		if (pl_now() > until)
+	for (unsigned k = 0; atomic_load_explicit(&pl_shm->smaps_state, memory_order_acquire) != HS_SMAPS_FREE; k++) {
+		if (pl_now() > until || ((k & 63) == 63 && !pl_recorder_alive()))
 			return -1;
 		struct timespec ts = { 0, 200000 };
 		syscall(SYS_nanosleep, &ts, NULL);
