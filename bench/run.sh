@@ -96,7 +96,7 @@ $PY bench/workloads/gen_bigc.py -n "$BIGC_FUNCS" -o "$W/in/big.c" || die "gen_bi
 CC1_LINE=$(cd "$W/in" && gcc -### -O2 -g -c big.c -o big.o 2>&1 | grep '/cc1 ' | head -n 1)
 [ -n "$CC1_LINE" ] || die "gcc -### shows no cc1 command line"
 # its words, with the temporary assembler output replaced by ours
-CC1_ARGS=$(echo "$CC1_LINE" | sed -e 's/"//g' -e 's| -o [^ ]*| -o big.s|')
+CC1_ARGS=$(echo "$CC1_LINE" | sed -e 's/"//g' -e 's| -o [^ ]*| -o big.s|' -e 's/^ *//')
 
 # ---- workloads ---------------------------------------------------------
 #
@@ -175,10 +175,11 @@ uname_m=$(uname -m)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mem_kb=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\).*/\1/p' /proc/meminfo)
 distro=$(sed -n 's/^PRETTY_NAME="\(.*\)"/\1/p' /etc/os-release 2>/dev/null)
+hyper=$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor:[[:space:]]*//p')
 {
 	printf 'meta\tdate\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-	printf 'meta\tmachine\t%s cores (%s), %s, %s GiB memory, Linux %s, %s\n' "$(nproc)" "$cpu" "$uname_m" \
-		"$((mem_kb / 1048576))" "$(uname -r)" "$distro"
+	printf 'meta\tmachine\t%s cores (%s), %s, %s GiB memory, Linux %s, %s%s\n' "$(nproc)" "$cpu" "$uname_m" \
+		"$((mem_kb / 1048576))" "$(uname -r)" "$distro" "${hyper:+, a $hyper virtual machine}"
 	if [ -n "${BENCH_COMMIT:-}" ]; then
 		printf 'meta\tcommit\t%s\n' "$BENCH_COMMIT"
 	else
@@ -191,6 +192,7 @@ distro=$(sed -n 's/^PRETTY_NAME="\(.*\)"/\1/p' /etc/os-release 2>/dev/null)
 	printf 'meta\trounds\t%s\n' "$ROUNDS"
 	printf 'meta\tquick\t%s\n' "$QUICK"
 	printf 'meta\tcap\t%s\n' "$CAP_MB"
+	printf 'meta\tinputs\t%s\n' "examples/gen_csv.py --scale $CSV_SCALE -o build/bench/in/csvN/example.csv; examples/gen_csv.py -o build/bench/in/csv1/example.csv; bench/workloads/gen_bigc.py -n $BIGC_FUNCS -o build/bench/in/big.c; cc1's command line from gcc -### -O2 -g -c big.c"
 } >>"$RAW"
 
 # ---- does heapscope reach cc1 through the gcc driver? -------------------

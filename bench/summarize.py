@@ -341,10 +341,13 @@ def build(raw):
     L.append("```")
     for name in order:
         d, env, cmd = cmds.get(name, [".", "", "?"])
-        prefix = (f"cd {d} && " if d != "." else "") + (f"{env} " if env else "")
-        L.append(f"{name:14s} {prefix}{cmd}")
+        where = f"   (run in {d})" if d != "." else ""
+        L.append(f"{name:14s} {env + ' ' if env else ''}{cmd}{where}")
     L.append("```")
     L.append("")
+    if meta.get("inputs"):
+        L.append(f"Inputs: {meta['inputs']}.")
+        L.append("")
     L.append("Run as `PROGRAM`, `heapscope record -f -o T.hst -- PROGRAM`, `heaptrack -o T PROGRAM`; reports as "
              "`heapscope report T.hst` and `heaptrack_print T.zst`, output to /dev/null. Each run goes through "
              "bench/tools/benchrun.c (wall time, RLIMIT_AS, a timeout) with bench/tools/procstat.c preloaded "
