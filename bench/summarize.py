@@ -311,7 +311,7 @@ def build(raw):
     if sz:
         worst = max(sz, key=lambda x: x[1])
         L.append(f"- Trace bytes per event at most half of heaptrack's: {'met' if all(v <= 0.5 for _, v in sz) else '**not met**'} "
-                 f"(worst: {worst[0]}, {worst[1]:.2f} of heaptrack's).")
+                 f"(worst: {worst[0]}, {worst[1]:.2f}× heaptrack's).")
     sp = [(n, v) for n, v in speed.items() if v is not None]
     if sp:
         worst = min(sp, key=lambda x: x[1])
