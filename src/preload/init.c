@@ -178,6 +178,8 @@ static void attach(void)
 	syscall(SYS_close, fd);
 	if (h == MAP_FAILED)
 		return;
+	/* a GiB of our buffers is not the program's memory: keep it out of its core */
+	syscall(SYS_madvise, h, hs_shm_size(), MADV_DONTDUMP);
 	pl_shm = h;
 	pl_follow = !!(h->options & HS_OPT_FOLLOW);
 	pl_pid = (uint32_t)syscall(SYS_getpid);

@@ -307,6 +307,7 @@ int rec_shm_create(struct rec_shm *s, uint32_t options)
 		return -e;
 	}
 	s->h = p;
+	madvise(p, s->size, MADV_DONTDUMP); /* nor in the recorder's */
 	hs_shm_init_header(s->h, (int)getpid());
 	s->h->options = options;
 	/* tells this memory from another recorder's that got the same pid and fd */
