@@ -29,6 +29,15 @@ static inline int tracking(const struct pl_thread *t)
 	return pl_active && !t->in_hook;
 }
 
+/* A call nested in one of our events comes from a signal handler: the
+ * event being written cannot be interrupted by another, so it is lost, and
+ * said so. */
+static inline void nested(const struct pl_thread *t, unsigned n)
+{
+	if (pl_active && t->in_hook == PL_IN_EVENT)
+		atomic_fetch_add_explicit(&pl_shm->dropped, n, memory_order_relaxed);
+}
+
 /* Requested size, and above it what the allocator's rounding added. */
 static uint64_t pack_size(void *p, size_t size)
 {
@@ -59,9 +68,11 @@ static void *track_alloc(unsigned kind, void *p, size_t size)
 {
 	struct pl_thread *t = &pl_self;
 	if (p && tracking(t)) {
-		t->in_hook = 1;
+		t->in_hook = PL_IN_EVENT;
 		record_alloc(t, kind, p, size);
 		t->in_hook = 0;
+	} else if (p) {
+		nested(t, 1);
 	}
 	return p;
 }
@@ -72,10 +83,11 @@ static void track_free(unsigned kind, void *p)
 	struct pl_thread *t = &pl_self;
 	uint64_t now;
 	if (!tracking(t)) {
+		nested(t, 1);
 		pl_real.free(p);
 		return;
 	}
-	t->in_hook = 1;
+	t->in_hook = PL_IN_EVENT;
 	int saved = errno;
 	if (pl_event_begin(t, 1, &now) == 0) {
 		*pl_event_slot(t, 0) = (struct hs_event){ .time = now, .addr = (uintptr_t)p, .kind = (uint16_t)kind };
@@ -161,13 +173,17 @@ static void *track_realloc(unsigned kind, void *p, size_t size, void *(*call)(vo
 {
 	struct pl_thread *t = &pl_self;
 	uint64_t t_free, t_alloc;
-	if (!tracking(t))
-		return call(p, size, n);
+	if (!tracking(t)) {
+		void *q = call(p, size, n);
+		if (q || !size)
+			nested(t, (p ? 1u : 0u) + (q ? 1u : 0u));
+		return q;
+	}
 	if (!p) {
 		void *q = call(p, size, n);
 		return track_alloc(kind, q, size);
 	}
-	t->in_hook = 1;
+	t->in_hook = PL_IN_EVENT;
 	int saved = errno;
 	uint16_t flags = 0;
 	uint32_t stack = pl_stack_capture(t, &flags);

@@ -28,9 +28,10 @@ static void record_map(unsigned kind, uint64_t addr, uint64_t size, uint64_t old
 		       uint32_t prot, uint64_t flags)
 {
 	struct pl_thread *t = &pl_self;
+	/* nested in an event: libunwind mapping its per-thread cache, ours */
 	if (!pl_active || t->in_hook)
 		return;
-	t->in_hook = 1;
+	t->in_hook = PL_IN_EVENT;
 	int saved = errno;
 	uint16_t evflags = 0;
 	uint64_t now;

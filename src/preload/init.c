@@ -123,12 +123,12 @@ void pl_shm_unlock(_Atomic uint32_t *lock)
  * process entry and, on its first event, its own ring. */
 static void before_fork(void)
 {
-	pl_self.in_hook++;
+	pl_self.in_hook += PL_IN_INTERNAL;
 }
 
 static void after_fork_parent(void)
 {
-	pl_self.in_hook--;
+	pl_self.in_hook -= PL_IN_INTERNAL;
 }
 
 static void after_fork_child(void)
@@ -138,7 +138,7 @@ static void after_fork_child(void)
 	pl_pid = (uint32_t)syscall(SYS_getpid);
 	if (!pl_follow || pl_proc_forked() < 0)
 		pl_active = 0;
-	pl_self.in_hook--;
+	pl_self.in_hook -= PL_IN_INTERNAL;
 }
 
 static void attach(void)
@@ -198,11 +198,11 @@ void pl_ensure_init(void)
 	int expect = 0;
 	if (!atomic_compare_exchange_strong(&init_state, &expect, 1))
 		return;
-	pl_self.in_hook++;
+	pl_self.in_hook += PL_IN_INTERNAL;
 	pl_exec_resolve();
 	if (pl_resolve_real() == 0)
 		attach();
-	pl_self.in_hook--;
+	pl_self.in_hook -= PL_IN_INTERNAL;
 	atomic_store(&init_state, 2);
 }
 
@@ -239,15 +239,15 @@ __attribute__((destructor)) static void pl_destructor(void)
 	if (!pl_active || t->in_hook)
 		return;
 	if (!(pl_shm->options & HS_OPT_NO_FREERES) && thread_count() == 1) {
-		t->in_hook++;
+		t->in_hook += PL_IN_INTERNAL;
 		void (*cxx_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
-		t->in_hook--;
+		t->in_hook -= PL_IN_INTERNAL;
 		if (cxx_freeres)
 			cxx_freeres();
 		__libc_freeres();
 	}
 	uint64_t now;
-	t->in_hook++;
+	t->in_hook += PL_IN_INTERNAL;
 	pl_sample_allocator(t, 0); /* one last allocator sample, now */
 	pl_snapshot_smaps();
 	if (pl_event_begin(t, 1, &now) == 0) {
@@ -255,5 +255,5 @@ __attribute__((destructor)) static void pl_destructor(void)
 		*e = (struct hs_event){ .time = now, .kind = HS_EV_EXIT };
 		pl_event_publish(t, 1);
 	}
-	t->in_hook--;
+	t->in_hook -= PL_IN_INTERNAL;
 }

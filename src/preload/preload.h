@@ -34,10 +34,17 @@ extern struct pl_real pl_real;
 struct pl_thread {
 	struct hs_ring *ring;
 	uint32_t in_hook;   /* reentrancy guard: nested calls pass through untracked */
+	uint32_t in_unwind; /* inside libunwind: its pipe is made our way (hooks_fd.c) */
 	uint32_t depth;     /* frames in the cached stack below */
 	uint64_t ips[HS_MAX_DEPTH];  /* last captured stack, outermost first */
 	uint32_t ids[HS_MAX_DEPTH];  /* its node ids */
 };
+
+/* in_hook values: recording an event (a call nested in it can only come
+ * from a signal handler, and is counted as dropped), or our own code that
+ * may allocate (nested calls are ours, not the program's). */
+#define PL_IN_EVENT 1u
+#define PL_IN_INTERNAL 0x100u
 
 extern __thread struct pl_thread pl_self __attribute__((tls_model("initial-exec")));
 

@@ -47,13 +47,16 @@ int pl_ring_init(void)
 	return pthread_key_create(&exit_key, on_thread_exit);
 }
 
-static struct hs_ring *claim(void)
+static struct hs_ring *claim_once(int *closed)
 {
 	struct hs_ring *rings = HS_SHM_AT(pl_shm, pl_shm->rings_off, struct hs_ring);
+	*closed = 0;
 	for (unsigned i = 0; i < HS_MAX_RINGS; i++) {
 		struct hs_ring *r = &rings[i];
-		uint32_t expect = HS_RING_FREE;
-		if (atomic_load_explicit(&r->state, memory_order_relaxed) != HS_RING_FREE ||
+		uint32_t expect = HS_RING_FREE, state = atomic_load_explicit(&r->state, memory_order_relaxed);
+		if (state == HS_RING_CLOSED)
+			(*closed)++;
+		if (state != HS_RING_FREE ||
 		    !atomic_compare_exchange_strong(&r->state, &expect, HS_RING_OWNED))
 			continue;
 		r->tid = (uint32_t)syscall(SYS_gettid);
@@ -66,6 +69,28 @@ static struct hs_ring *claim(void)
 		return r;
 	}
 	return NULL;
+}
+
+/* No free ring: when some belong to threads that have exited, the recorder
+ * frees them on its next round, so wait for that rather than lose events.
+ * When every ring is owned by a live thread, the events are dropped and
+ * counted. */
+static struct hs_ring *claim(void)
+{
+	int closed;
+	for (unsigned spins = 0;; spins++) {
+		struct hs_ring *r = claim_once(&closed);
+		if (r || !closed)
+			return r;
+		if ((spins & 255) == 255 && !pl_recorder_alive()) {
+			pl_active = 0;
+			return NULL;
+		}
+		struct timespec ts = { 0, 100000 };
+		int saved = errno;
+		syscall(SYS_nanosleep, &ts, NULL);
+		errno = saved;
+	}
 }
 
 /* The recorder is gone when its pid no longer exists, or is a zombie (dead,

@@ -37,6 +37,12 @@ void pl_sample_allocator(struct pl_thread *t, uint64_t now)
 	uint64_t t_now;
 	if (pl_event_begin(t, 2, &t_now) != 0)
 		return;
+	/* mallinfo2 walks every free chunk under the arena lock: with many
+	 * blocks it costs milliseconds. Keep it under 1% of the run by waiting
+	 * at least 100 times what this call took before the next one. */
+	uint64_t cost = t_now > now ? t_now - now : 0;
+	if (cost * 100 > pl_shm->sample_ns)
+		atomic_store_explicit(&mallinfo_due, now + cost * 100, memory_order_relaxed);
 	*pl_event_slot(t, 0) = (struct hs_event){ .time = t_now, .addr = mi.arena, .size = mi.hblkhd,
 						 .stack = (uint32_t)mi.hblks, .kind = HS_EV_MALLINFO };
 	*pl_event_slot(t, 1) = (struct hs_event){ .time = mi.keepcost, .addr = mi.uordblks, .size = mi.fordblks,

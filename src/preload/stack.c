@@ -24,7 +24,9 @@ int pl_stack_init(void)
 	nodes = HS_SHM_AT(pl_shm, pl_shm->nodes_off, struct hs_node);
 	slots = HS_SHM_AT(pl_shm, pl_shm->hash_off, _Atomic uint32_t);
 	/* the global cache takes a lock per unwind; a per-thread one does not */
+	pl_self.in_unwind = 1; /* libunwind starts here */
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+	pl_self.in_unwind = 0;
 	/* the root: ip 0, parent 0, not in the hash (never looked up) */
 	uint32_t id = atomic_fetch_add_explicit(&pl_shm->nodes_used, 1, memory_order_relaxed);
 	if (id >= HS_MAX_NODES)
@@ -76,7 +78,9 @@ static uint32_t intern(uint64_t ip, uint32_t parent)
 uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags)
 {
 	void *buf[HS_MAX_DEPTH + 16];
+	t->in_unwind = 1;
 	int n = unw_backtrace(buf, HS_MAX_DEPTH + 16);
+	t->in_unwind = 0;
 	int k = 0;
 	while (k < n && pl_in_self((uint64_t)(uintptr_t)buf[k]))
 		k++;

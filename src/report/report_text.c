@@ -547,7 +547,8 @@ static void waterfall(FILE *out, const struct model *m, enum model_at at)
 	int64_t total = 0;
 	for (int k = 0; k < MODEL_W_STEPS; k++) {
 		int64_t v = w->step[k];
-		total += v;
+		/* steps from a corrupt trace may not add up in 64 bits: wrap, don't trap */
+		total = (int64_t)((uint64_t)total + (uint64_t)v);
 		if (v || k == MODEL_W_REQUESTED) {
 			const char *label = wstep_label(w, (enum model_wstep)k, v);
 			if (k == MODEL_W_REQUESTED) {
