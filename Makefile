@@ -129,8 +129,9 @@ sanitize: all
 # The long run's build: libFuzzer with UBSan only (ASan's shadow work on the
 # reader's 9 MiB of buffers per open costs 10x) and without comparison
 # tracing (half the time, once make fuzz has found the formats' values);
-# its corpus is replayed under ASan.
+# its corpus is replayed under ASan. FUZZ_EXTRA adds flags, e.g.
+# -fsanitize-recover=signed-integer-overflow to go on past a known finding.
 fuzz-fast:
 	@$(MAKE) --no-print-directory BUILD=build-fuzz-fast CFLAGS="-O1 -g" FUZZ_MAIN=-fsanitize=fuzzer \
-		CC="$(FUZZ_CC) -fsanitize=fuzzer-no-link,undefined -fno-sanitize-recover=all -fno-sanitize-coverage=trace-cmp" \
+		CC="$(FUZZ_CC) -fsanitize=fuzzer-no-link,undefined -fno-sanitize-recover=all -fno-sanitize-coverage=trace-cmp $(FUZZ_EXTRA)" \
 		$(FUZZ_TARGETS:%=build-fuzz-fast/fuzz/%)
