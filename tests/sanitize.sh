@@ -125,7 +125,7 @@ done
 echo "== fuzz corpus replay under ASan+UBSan"
 sh tests/fuzz/replay.sh >"$tmp/replay" 2>&1
 rc=$?
-grep '^FAIL' "$tmp/replay"
+grep -E '^(ok|FAIL) ' "$tmp/replay"
 last=$(tail -n 1 "$tmp/replay")
 p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
 f=$(echo "$last" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
