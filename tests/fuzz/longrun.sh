@@ -22,7 +22,7 @@ for t in ${TARGETS:-trace smaps symbols}; do
 	[ -x "$bin" ] || continue
 	mkdir -p "$work/$t/corpus"
 	start=$(date +%s)
-	(cd "$work/$t" && nice -n 10 "$root/$bin" -runs="$runs" -max_len=8192 -timeout=10 \
+	(cd "$work/$t" && nice -n 10 "$root/$bin" -runs="$runs" -max_len=8192 -timeout=60 \
 		-rss_limit_mb=2048 -malloc_limit_mb=256 -print_final_stats=1 \
 		-artifact_prefix="$work/$t-" corpus "$root/tests/fuzz/corpus/$t") \
 		>"$work/$t.log" 2>&1
