@@ -14,11 +14,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define USAGE "usage: heapscope diff BASE NEW [--json] [--top N] [--depth N]"
 #define DIFF_JSON_VERSION 1
@@ -84,74 +82,8 @@ static void help(void)
 	       USAGE, TEXT_TOP, JSON_TOP, TEXT_DEPTH);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("heapscope: diff: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("; " USAGE "\n", stderr);
-	return 2;
-}
-
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **val)
-{
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n))
-		return 0;
-	if (argv[*i][n] == '=') {
-		*val = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n])
-		return 0;
-	*val = *i + 1 < argc ? argv[++*i] : NULL;
-	return 1;
-}
-
-static int parse_count(const char *s, size_t *out)
-{
-	char *end;
-	if (!s || !*s || *s == '-' || *s == '+')
-		return -1;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v > 1000000000ull)
-		return -1;
-	*out = (size_t)v;
-	return 0;
-}
-
-static struct model *load(const char *path)
-{
-	struct stat st;
-	struct model *m;
-	char err[600];
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		cli_error("%s: is a directory; give the trace file that 'heapscope record' wrote", path);
-		return NULL;
-	}
-	int ret = model_load(&m, path, err, sizeof(err));
-	if (ret == -ENOENT)
-		cli_error("%s; check the path, or record a trace with 'heapscope record -o %s -- PROGRAM'", err, path);
-	else if (ret == -EACCES || ret == -EPERM)
-		cli_error("%s; check the file's permissions", err);
-	else if (ret == -ENOMEM)
-		cli_error("%s; free memory or use a machine with more", err);
-	else if (ret < 0)
-		cli_error(strchr(err, ';') ? "%s" : "%s; is it a trace written by 'heapscope record'?", err);
-	if (ret < 0)
-		return NULL;
-	if (m->sum.gap == MODEL_GAP_CORRUPT) {
-		cli_error("%s: %s; the file is damaged: record the program again", path, m->sum.incomplete_reason);
-		model_free(m);
-		return NULL;
-	}
-	return m;
-}
+/* "heapscope: diff: <message>; <usage>", exit status 2 */
+#define usage_error(...) cli_usage_error("diff", USAGE, __VA_ARGS__)
 
 static uint64_t row_value(const struct model *m, const struct row *r)
 {
@@ -531,12 +463,12 @@ int cmd_diff(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(a, "--json")) {
 			json = 1;
-		} else if (opt_value(argc, argv, &i, "--top", &val)) {
-			if (parse_count(val, &o.top) < 0)
+		} else if (cli_opt_value(argc, argv, &i, "--top", &val)) {
+			if (cli_parse_count(val, &o.top) < 0)
 				return usage_error("--top needs a number of stacks");
 			top_set = 1;
-		} else if (opt_value(argc, argv, &i, "--depth", &val)) {
-			if (parse_count(val, &o.depth) < 0)
+		} else if (cli_opt_value(argc, argv, &i, "--depth", &val)) {
+			if (cli_parse_count(val, &o.depth) < 0)
 				return usage_error("--depth needs a number of frames");
 			depth_set = 1;
 		} else {
@@ -552,7 +484,7 @@ int cmd_diff(int argc, char **argv)
 	o.base_path = paths[0];
 	o.new_path = paths[1];
 
-	struct model *base = load(paths[0]), *new = base ? load(paths[1]) : NULL;
+	struct model *base = cli_load(paths[0], 0), *new = base ? cli_load(paths[1], 0) : NULL;
 	struct model_diff *d = NULL;
 	int status = 1;
 	if (!base || !new)
@@ -569,12 +501,8 @@ int cmd_diff(int argc, char **argv)
 		cli_error("cannot write the diff: %s; check the output's destination", strerror(-ret));
 		goto out;
 	}
-	for (int k = 0; k < 2; k++) {
-		const struct model *m = k ? new : base;
-		if (!m->sum.complete)
-			cli_error("%s: incomplete trace: %s; the diff covers what was recorded", paths[k],
-				  m->sum.incomplete_reason);
-	}
+	cli_warn_incomplete(base, paths[0], "the diff");
+	cli_warn_incomplete(new, paths[1], "the diff");
 	status = 0;
 out:
 	model_diff_free(d);

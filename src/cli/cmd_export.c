@@ -14,7 +14,6 @@
 #include "report/speedscope.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,76 +54,8 @@ static void help(void)
 	       USAGE, FOLDED_METRICS, REPORT_JSON_TOP);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("heapscope: export: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("; " USAGE "\n", stderr);
-	return 2;
-}
-
-/* Matches "--name VALUE" and "--name=VALUE"; advances *i past the value. */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **val)
-{
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n))
-		return 0;
-	if (argv[*i][n] == '=') {
-		*val = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n])
-		return 0;
-	*val = *i + 1 < argc ? argv[++*i] : NULL;
-	return 1;
-}
-
-static int parse_count(const char *s, size_t *out)
-{
-	char *end;
-	if (!s || !*s || *s == '-' || *s == '+')
-		return -1;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v > 1000000000ull)
-		return -1;
-	*out = (size_t)v;
-	return 0;
-}
-
-/* Loads the trace; on failure says why and what to do, and returns NULL. */
-static struct model *load(const char *path)
-{
-	struct stat st;
-	struct model *m;
-	char err[600];
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		cli_error("%s: is a directory; give the trace file that 'heapscope record' wrote", path);
-		return NULL;
-	}
-	int ret = model_load(&m, path, err, sizeof(err));
-	if (ret == -ENOENT)
-		cli_error("%s; check the path, or record a trace with 'heapscope record -o %s -- PROGRAM'", err, path);
-	else if (ret == -EACCES || ret == -EPERM)
-		cli_error("%s; check the file's permissions", err);
-	else if (ret == -ENOMEM)
-		cli_error("%s; free memory or use a machine with more", err);
-	else if (ret < 0)
-		cli_error(strchr(err, ';') ? "%s" : "%s; is it a trace written by 'heapscope record'?", err);
-	if (ret < 0)
-		return NULL;
-	if (m->sum.gap == MODEL_GAP_CORRUPT) {
-		cli_error("%s: %s; the file is damaged: record the program again", path, m->sum.incomplete_reason);
-		model_free(m);
-		return NULL;
-	}
-	return m;
-}
+/* "heapscope: export: <message>; <usage>", exit status 2 */
+#define usage_error(...) cli_usage_error("export", USAGE, __VA_ARGS__)
 
 struct export_opts {
 	enum format fmt;
@@ -212,7 +143,7 @@ int cmd_export(int argc, char **argv)
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			help();
 			return 0;
-		} else if (opt_value(argc, argv, &i, "--format", &val) || opt_value(argc, argv, &i, "-f", &val)) {
+		} else if (cli_opt_value(argc, argv, &i, "--format", &val) || cli_opt_value(argc, argv, &i, "-f", &val)) {
 			size_t k;
 			if (!val)
 				return usage_error("--format needs a format");
@@ -222,20 +153,20 @@ int cmd_export(int argc, char **argv)
 			if (k == sizeof(formats) / sizeof(formats[0]))
 				return usage_error("unknown format '%s'", val);
 			o.fmt = formats[k].fmt;
-		} else if (opt_value(argc, argv, &i, "--output", &val) || opt_value(argc, argv, &i, "-o", &val)) {
+		} else if (cli_opt_value(argc, argv, &i, "--output", &val) || cli_opt_value(argc, argv, &i, "-o", &val)) {
 			if (!val || !*val)
 				return usage_error("-o needs a file name");
 			out = val;
-		} else if (opt_value(argc, argv, &i, "--metric", &val)) {
+		} else if (cli_opt_value(argc, argv, &i, "--metric", &val)) {
 			if (!val || folded_metric_parse(val, &o.metric) < 0)
 				return val ? usage_error("unknown metric '%s'", val) : usage_error("--metric needs a metric");
 			metric = val;
-		} else if (opt_value(argc, argv, &i, "--top", &val)) {
-			if (parse_count(val, &o.report.top) < 0)
+		} else if (cli_opt_value(argc, argv, &i, "--top", &val)) {
+			if (cli_parse_count(val, &o.report.top) < 0)
 				return usage_error("--top needs a number of stacks");
 			top_set = 1;
-		} else if (opt_value(argc, argv, &i, "--depth", &val)) {
-			if (parse_count(val, &o.report.depth) < 0)
+		} else if (cli_opt_value(argc, argv, &i, "--depth", &val)) {
+			if (cli_parse_count(val, &o.report.depth) < 0)
 				return usage_error("--depth needs a number of frames");
 		} else {
 			return usage_error("unknown option '%s'", a);
@@ -257,7 +188,7 @@ int cmd_export(int argc, char **argv)
 		return 2;
 	}
 
-	struct model *m = load(path);
+	struct model *m = cli_load(path, 0);
 	if (!m)
 		return 1;
 	int status;
@@ -269,9 +200,8 @@ int cmd_export(int argc, char **argv)
 			cli_error("cannot write the export: %s; check the output's destination", strerror(-ret));
 		status = ret < 0;
 	}
-	if (!status && !m->sum.complete)
-		cli_error("%s: incomplete trace: %s; the export covers what was recorded", path,
-			  m->sum.incomplete_reason);
+	if (!status)
+		cli_warn_incomplete(m, path, "the export");
 	model_free(m);
 	return status;
 }

@@ -17,11 +17,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define USAGE                                                                                          \
@@ -54,64 +52,15 @@ static void help(void)
 	       USAGE);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "heapscope: flamegraph: <message>; <usage>", exit status 2 */
+#define usage_error(...) cli_usage_error("flamegraph", USAGE, __VA_ARGS__)
 
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("heapscope: flamegraph: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("; " USAGE "\n", stderr);
-	return 2;
-}
-
-/* Matches "--name VALUE" and "--name=VALUE"; advances *i past the value. */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **val)
-{
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n))
-		return 0;
-	if (argv[*i][n] == '=') {
-		*val = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n])
-		return 0;
-	*val = *i + 1 < argc ? argv[++*i] : NULL;
-	return 1;
-}
-
-/* Loads a trace; on failure says why and what to do, and returns NULL. */
+/* Loads a trace; a truncated one is drawn, with a warning first. */
 static struct model *load(const char *path)
 {
-	struct stat st;
-	struct model *m;
-	char err[600];
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		cli_error("%s: is a directory; give the trace file that 'heapscope record' wrote", path);
-		return NULL;
-	}
-	int ret = model_load(&m, path, err, sizeof(err));
-	if (ret == -ENOENT)
-		cli_error("%s; check the path, or record a trace with 'heapscope record -o %s -- PROGRAM'", err, path);
-	else if (ret == -EACCES || ret == -EPERM)
-		cli_error("%s; check the file's permissions", err);
-	else if (ret == -ENOMEM)
-		cli_error("%s; free memory or use a machine with more", err);
-	else if (ret < 0)
-		cli_error(strchr(err, ';') ? "%s" : "%s; is it a trace written by 'heapscope record'?", err);
-	if (ret < 0)
-		return NULL;
-	if (m->sum.gap == MODEL_GAP_CORRUPT) {
-		cli_error("%s: %s; the file is damaged: record the program again", path, m->sum.incomplete_reason);
-		model_free(m);
-		return NULL;
-	}
-	if (!m->sum.complete)
-		cli_error("%s: incomplete trace: %s; the flame graph covers what was recorded", path,
-			  m->sum.incomplete_reason);
+	struct model *m = cli_load(path, 0);
+	if (m)
+		cli_warn_incomplete(m, path, "the flame graph");
 	return m;
 }
 
@@ -160,57 +109,17 @@ static void diff_folded(FILE *out, const struct flame_tree *t, enum model_key ke
 		diff_folded(out, t, key, c, path, depth);
 }
 
-struct output {
-	FILE *f;
-	char *tmp;         /* written here, renamed to path when complete */
-	const char *path;  /* NULL: standard output */
-};
-
-static int output_open(struct output *o, const char *path)
-{
-	o->path = path;
-	o->tmp = NULL;
-	if (!path) {
-		o->f = stdout;
-		return 0;
-	}
-	size_t n = strlen(path) + 16;
-	o->tmp = malloc(n);
-	if (!o->tmp)
-		return -ENOMEM;
-	snprintf(o->tmp, n, "%s.tmp.XXXXXX", path);
-	int fd = mkstemp(o->tmp);
-	if (fd < 0 || fchmod(fd, 0644) < 0 || !(o->f = fdopen(fd, "w"))) {
-		int e = errno;
-		if (fd >= 0) {
-			close(fd);
-			unlink(o->tmp);
-		}
-		free(o->tmp);
-		o->tmp = NULL;
-		return -e;
-	}
-	return 0;
-}
-
 /* Completes the output: ret is the writer's status. Returns the exit status. */
-static int output_close(struct output *o, int ret)
+static int output_close(struct cli_output *o, int ret)
 {
 	if (!o->path) {
 		if (ret < 0)
 			cli_error("cannot write the flame graph: %s; check the output's destination", strerror(-ret));
 		return ret < 0;
 	}
-	errno = 0;
-	if (fclose(o->f) && !ret)
-		ret = errno ? -errno : -EIO;
-	if (!ret && rename(o->tmp, o->path) < 0)
-		ret = -errno;
-	if (ret < 0) {
-		unlink(o->tmp);
+	ret = cli_output_close(o, ret);
+	if (ret < 0)
 		cli_error("cannot write %s: %s; check the directory and the free space", o->path, strerror(-ret));
-	}
-	free(o->tmp);
 	return ret < 0;
 }
 
@@ -243,19 +152,19 @@ int cmd_flamegraph(int argc, char **argv)
 			folded = 1;
 		} else if (!strcmp(a, "--diff")) {
 			diff = 1;
-		} else if (opt_value(argc, argv, &i, "--metric", &val)) {
+		} else if (cli_opt_value(argc, argv, &i, "--metric", &val)) {
 			if (!val || folded_metric_parse(val, &key) < 0)
 				return usage_error("--metric needs one of %s%s%s", FOLDED_METRICS, val ? ", not " : "",
 						   val ? val : "");
-		} else if (opt_value(argc, argv, &i, "-o", &val) || opt_value(argc, argv, &i, "--output", &val)) {
+		} else if (cli_opt_value(argc, argv, &i, "-o", &val) || cli_opt_value(argc, argv, &i, "--output", &val)) {
 			if (!val || !*val)
 				return usage_error("-o needs a file name");
 			out_path = val;
-		} else if (opt_value(argc, argv, &i, "--title", &val)) {
+		} else if (cli_opt_value(argc, argv, &i, "--title", &val)) {
 			if (!val)
 				return usage_error("--title needs a text");
 			title = val;
-		} else if (opt_value(argc, argv, &i, "--width", &val)) {
+		} else if (cli_opt_value(argc, argv, &i, "--width", &val)) {
 			char *end;
 			unsigned long w = val ? strtoul(val, &end, 10) : 0;
 			if (!val || *end || w < 200 || w > 100000)
@@ -297,9 +206,10 @@ int cmd_flamegraph(int argc, char **argv)
 		goto out;
 	}
 
-	struct output o;
-	if ((ret = output_open(&o, out_path)) < 0) {
+	struct cli_output o;
+	if ((ret = cli_output_open(&o, out_path)) < 0) {
 		cli_error("cannot create %s: %s; check the directory and its permissions", out_path, strerror(-ret));
+		cli_output_close(&o, ret);
 		goto out;
 	}
 	if (folded && !diff) {

@@ -12,13 +12,11 @@
 #include "report/report.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define USAGE "usage: heapscope html FILE [-o report.html] [--metric " FOLDED_METRICS "] [--top N]"
 
@@ -38,66 +36,8 @@ static void help(void)
 	       USAGE, HTML_TOP);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("heapscope: html: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("; " USAGE "\n", stderr);
-	return 2;
-}
-
-/* Matches "--name VALUE" and "--name=VALUE"; advances *i past the value. */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **val)
-{
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n))
-		return 0;
-	if (argv[*i][n] == '=') {
-		*val = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n])
-		return 0;
-	*val = *i + 1 < argc ? argv[++*i] : NULL;
-	return 1;
-}
-
-/* Loads the trace; on failure says why and what to do, and returns NULL. */
-static struct model *load(const char *path)
-{
-	struct stat st;
-	struct model *m;
-	char err[600];
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		cli_error("%s: is a directory; give the trace file that 'heapscope record' wrote", path);
-		return NULL;
-	}
-	int ret = model_load(&m, path, err, sizeof(err));
-	if (ret == -ENOENT)
-		cli_error("%s; check the path, or record a trace with 'heapscope record -o %s -- PROGRAM'", err, path);
-	else if (ret == -EACCES || ret == -EPERM)
-		cli_error("%s; check the file's permissions", err);
-	else if (ret == -ENOMEM)
-		cli_error("%s; free memory or use a machine with more", err);
-	else if (ret < 0)
-		cli_error(strchr(err, ';') ? "%s" : "%s; is it a trace written by 'heapscope record'?", err);
-	if (ret < 0)
-		return NULL;
-	if (m->sum.gap == MODEL_GAP_CORRUPT) {
-		cli_error("%s: %s; the file is damaged: record the program again", path, m->sum.incomplete_reason);
-		model_free(m);
-		return NULL;
-	}
-	if (!m->sum.complete)
-		cli_error("%s: incomplete trace: %s; the report covers what was recorded", path,
-			  m->sum.incomplete_reason);
-	return m;
-}
+/* "heapscope: html: <message>; <usage>", exit status 2 */
+#define usage_error(...) cli_usage_error("html", USAGE, __VA_ARGS__)
 
 /* "dir/app.hst" -> "dir/app.html"; any other name gets ".html" added. */
 static char *default_output(const char *trace)
@@ -138,15 +78,15 @@ int cmd_html(int argc, char **argv)
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			help();
 			return 0;
-		} else if (opt_value(argc, argv, &i, "-o", &val) || opt_value(argc, argv, &i, "--output", &val)) {
+		} else if (cli_opt_value(argc, argv, &i, "-o", &val) || cli_opt_value(argc, argv, &i, "--output", &val)) {
 			if (!val || !*val)
 				return usage_error("-o needs a file name");
 			out_path = val;
-		} else if (opt_value(argc, argv, &i, "--metric", &val)) {
+		} else if (cli_opt_value(argc, argv, &i, "--metric", &val)) {
 			if (!val || folded_metric_parse(val, &o.key) < 0)
 				return usage_error("--metric needs one of %s%s%s", FOLDED_METRICS, val ? ", not " : "",
 						   val ? val : "");
-		} else if (opt_value(argc, argv, &i, "--top", &val)) {
+		} else if (cli_opt_value(argc, argv, &i, "--top", &val)) {
 			char *end;
 			unsigned long n = val ? strtoul(val, &end, 10) : 0;
 			if (!val || !*val || *end || *val == '-' || n < 1 || n > 10000)
@@ -161,42 +101,32 @@ int cmd_html(int argc, char **argv)
 
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	struct model *m = load(path);
+	struct model *m = cli_load(path, 0);
 	if (!m)
 		return 1;
+	cli_warn_incomplete(m, path, "the report");
 	char *def = out_path ? NULL : default_output(path);
-	char *tmp = NULL;
-	int status = 1, ret, fd = -1;
-	FILE *f = NULL;
+	struct cli_output out;
+	int status = 1, ret;
 	if (!out_path && !(out_path = def)) {
 		cli_error("out of memory; free memory or use a machine with more");
 		goto out;
 	}
 	/* written beside the target and renamed: a failed run leaves no half report */
-	size_t n = strlen(out_path) + 16;
-	if (!(tmp = malloc(n))) {
-		cli_error("out of memory; free memory or use a machine with more");
-		goto out;
-	}
-	snprintf(tmp, n, "%s.tmp.XXXXXX", out_path);
-	if ((fd = mkstemp(tmp)) < 0 || fchmod(fd, 0644) < 0 || !(f = fdopen(fd, "w"))) {
-		cli_error("cannot create %s: %s; check the directory and its permissions", out_path, strerror(errno));
-		if (fd >= 0) {
-			close(fd);
-			unlink(tmp);
-		}
+	if ((ret = cli_output_open(&out, out_path)) < 0) {
+		if (!out.tmp)
+			cli_error("out of memory; free memory or use a machine with more");
+		else
+			cli_error("cannot create %s: %s; check the directory and its permissions", out_path,
+				  strerror(-ret));
+		cli_output_close(&out, ret);
 		goto out;
 	}
 	o.trace = path;
 	char err[600];
-	ret = html_write(f, m, &o, err, sizeof(err));
-	errno = 0;
-	if (fclose(f) && !ret)
-		ret = errno ? -errno : -EIO;
-	if (!ret && rename(tmp, out_path) < 0)
-		ret = -errno;
+	ret = html_write(out.f, m, &o, err, sizeof(err));
+	ret = cli_output_close(&out, ret);
 	if (ret < 0) {
-		unlink(tmp);
 		if (ret == -ENOMEM)
 			cli_error("out of memory writing %s; free memory or use a machine with more", out_path);
 		else if (err[0] && strcmp(err, strerror(-ret)))
@@ -214,7 +144,6 @@ int cmd_html(int argc, char **argv)
 		seconds(&t0, &t1));
 	status = 0;
 out:
-	free(tmp);
 	free(def);
 	model_free(m);
 	return status;

@@ -50,11 +50,10 @@ static void help(void)
 	       USAGE);
 }
 
+/* "heapscope: maps: WHAT 'ARG'; <usage>", exit status 2; arg may be NULL. */
 static int usage_error(const char *what, const char *arg)
 {
-	fprintf(stderr, "heapscope: maps: %s%s%s%s; " USAGE "\n", what, arg ? " '" : "", arg ? arg : "",
-		arg ? "'" : "");
-	return 2;
+	return cli_usage_error("maps", USAGE, "%s%s%s%s", what, arg ? " '" : "", arg ? arg : "", arg ? "'" : "");
 }
 
 static int is_pid(const char *s)
