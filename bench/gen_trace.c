@@ -28,6 +28,8 @@
 #include <string.h>
 
 #include "trace/trace.h"
+/* the record layouts, kept in one place with the unit tests' traces */
+#include "synth_trace.h"
 
 #define NCLASSES 14              /* size classes 8 B .. 64 KiB, one per power of two */
 #define FUNCS 5000               /* distinct function names in the symbol table */
@@ -165,32 +167,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	const uint64_t text = 0x555555554000ull, text_size = 64ull << 20;
-	tw_begin(w, TR_PROCESS);
-	tw_u(w, 4242);
-	tw_u(w, 1700000000000000000ull);
-	tw_u(w, 4096);
-	tw_u(w, SAMPLE_EVERY_NS);
-	tw_str(w, "/synthetic/program");
-	tw_u(w, 1);
-	tw_str(w, "program");
-	tw_end(w);
-	tw_begin(w, TR_MODULE);
-	tw_u(w, 1);
-	tw_u(w, text);
-	tw_u(w, text);
-	tw_u(w, text + text_size);
-	tw_bytes(w, "", 0);
-	tw_str(w, "/synthetic/program");
-	tw_end(w);
+	static const char *const prog_argv[] = { "program" };
+	st_process(w, 4242, "/synthetic/program", 1, prog_argv);
+	st_module(w, 1, text, text, text + text_size, "/synthetic/program");
 
 	/* the trie: node i's parent is a random earlier node (or none) */
 	for (uint32_t id = 1; id <= nstacks; id++) {
 		uint32_t parent = id <= 16 ? 0 : (uint32_t)(rnd() % (id - 1)) + 1;
-		tw_begin(w, TR_STACK);
-		tw_u(w, id);
-		tw_u(w, parent);
-		tw_u(w, text + 0x1000 + (uint64_t)id * 37);
-		tw_end(w);
+		st_stack(w, id, parent, text + 0x1000 + (uint64_t)id * 37);
 	}
 
 	struct block *live = malloc(live_target * 2 * sizeof(*live));
@@ -201,20 +185,13 @@ int main(int argc, char **argv)
 	size_t nlive = 0;
 	uint64_t now = 1000, next_sample = SAMPLE_EVERY_NS, rss = 8 << 20, written = 0;
 	for (uint32_t t = 0; t < nthreads; t++) {
-		tw_begin(w, TR_THREAD);
-		tw_time(w, now);
-		tw_u(w, t);
-		tw_u(w, 1000 + t);
-		tw_end(w);
+		st_thread(w, now, t, 1000 + t);
 	}
 	while (written < events) {
 		uint64_t r = rnd();
 		now += 20 + (r & 255);
 		if (now >= next_sample) {
-			tw_begin(w, TR_SAMPLE);
-			tw_time(w, now);
-			tw_u(w, rss + ((r >> 8) & 0xffffff));
-			tw_end(w);
+			st_sample(w, now, rss + ((r >> 8) & 0xffffff));
 			next_sample += SAMPLE_EVERY_NS;
 		}
 		/* below the target the odds favour allocating, above it freeing */
@@ -226,12 +203,7 @@ int main(int argc, char **argv)
 			size_t i = (size_t)((r >> 40) % nlive);
 			struct block b = live[i];
 			live[i] = live[--nlive];
-			tw_begin(w, TR_FREE);
-			tw_time(w, now);
-			tw_u(w, b.thread);
-			tw_u(w, is_realloc ? 33 : 32);
-			tw_u(w, b.addr);
-			tw_end(w);
+			st_free(w, now, b.thread, is_realloc ? 33 : 32, b.addr);
 			written++;
 			if (pretend_free(b.addr, b.size)) {
 				fprintf(stderr, "gen_trace: out of memory\n");
@@ -242,35 +214,17 @@ int main(int argc, char **argv)
 			uint32_t size = pick_size();
 			struct block nb = { pretend_alloc(size), size, b.thread };
 			live[nlive++] = nb;
-			tw_begin(w, TR_ALLOC);
-			tw_time(w, now);
-			tw_u(w, nb.thread);
-			tw_u(w, 3);
-			tw_u(w, pick_stack(nstacks));
-			tw_u(w, size);
-			tw_u(w, nb.addr);
-			tw_u(w, (16 - size % 16) % 16);
-			tw_end(w);
+			st_alloc(w, now, nb.thread, 3, pick_stack(nstacks), size, nb.addr);
 			written++;
 			continue;
 		}
 		uint32_t size = pick_size();
 		struct block nb = { pretend_alloc(size), size, (uint32_t)((r >> 48) % nthreads) };
 		live[nlive++] = nb;
-		tw_begin(w, TR_ALLOC);
-		tw_time(w, now);
-		tw_u(w, nb.thread);
-		tw_u(w, (r >> 56) % 5 == 0 ? 2 : 1);
-		tw_u(w, pick_stack(nstacks));
-		tw_u(w, size);
-		tw_u(w, nb.addr);
-		tw_u(w, (16 - size % 16) % 16);
-		tw_end(w);
+		st_alloc(w, now, nb.thread, (r >> 56) % 5 == 0 ? 2 : 1, pick_stack(nstacks), size, nb.addr);
 		written++;
 	}
-	tw_begin(w, TR_EXIT_MARK);
-	tw_time(w, now);
-	tw_end(w);
+	st_exit_mark(w, now);
 
 	/* the symbol table: FUNCS names in FILES files, one symbol per node */
 	char name[64];
@@ -279,33 +233,14 @@ int main(int argc, char **argv)
 			snprintf(name, sizeof(name), "synthetic_function_%u", i);
 		else
 			snprintf(name, sizeof(name), "src/synthetic_%u.c", i - FUNCS);
-		tw_begin(w, TR_STRING);
-		tw_u(w, i);
-		tw_str(w, name);
-		tw_end(w);
+		st_string(w, i, name);
 	}
 	for (uint32_t id = 1; id <= nstacks; id++) {
 		uint64_t ip = text + 0x1000 + (uint64_t)id * 37;
-		tw_begin(w, TR_SYMBOL);
-		tw_u(w, ip);
-		tw_u(w, 1);
-		tw_u(w, ip - text);
-		tw_u(w, 1);
-		tw_u(w, 1 + id % FUNCS);
-		tw_u(w, FUNCS + 1 + id % FILES);
-		tw_u(w, 1 + id % 3000);
-		tw_u(w, 0);
-		tw_end(w);
+		struct synth_frame f = { 1 + id % FUNCS, FUNCS + 1 + id % FILES, 1 + id % 3000, 0 };
+		st_symbol(w, ip, 1, ip - text, 1, &f);
 	}
-	tw_begin(w, TR_END);
-	tw_time(w, now + 1000);
-	tw_u(w, 0);
-	tw_u(w, 0);
-	tw_u(w, written);
-	tw_u(w, 0);
-	tw_u(w, 0);
-	tw_u(w, 0);
-	tw_end(w);
+	st_end(w, now + 1000, 0, 0, written, 0, 0, 0);
 	ret = trace_writer_close(w);
 	if (ret) {
 		fprintf(stderr, "gen_trace: writing %s: %s\n", out, strerror(-ret));

@@ -66,7 +66,7 @@ RAW=$W/raw.tsv
 note "building the tools and workloads in $W"
 $CC -O2 -Wall -o "$W/bin/benchrun" bench/tools/benchrun.c || die "cannot build benchrun"
 $CC -O2 -Wall -shared -fPIC -o "$W/bin/procstat.so" bench/tools/procstat.c || die "cannot build procstat.so"
-$CC -O2 -g -Wall -std=c11 -Isrc -o "$W/bin/gen_trace" bench/gen_trace.c "$BUILD/libheapscope-core.a" \
+$CC -O2 -g -Wall -std=c11 -Isrc -Itests/unit -o "$W/bin/gen_trace" bench/gen_trace.c "$BUILD/libheapscope-core.a" \
 	$(pkg-config --libs libzstd 2>/dev/null || echo -lzstd) || die "cannot build gen_trace"
 $CC -O2 -g -pthread -o "$W/bin/alloc_heavy" bench/workloads/alloc_heavy.c || die "cannot build alloc_heavy"
 $CC -O2 -g -o "$W/bin/csv_load" examples/csv-c/csv_load.c || die "cannot build csv_load"

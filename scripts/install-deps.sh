@@ -4,7 +4,7 @@
 set -e
 pkgs="gcc make pkg-config libunwind-dev libdw-dev libelf-dev libzstd-dev zlib1g-dev libiberty-dev
  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libncurses-dev valgrind g++ python3
- chromium heaptrack zstd"
+ chromium heaptrack zstd clang libclang-rt-14-dev binutils"
 missing=""
 
 # Test-only tools from the npm registry, best effort: a test that needs one

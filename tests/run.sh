@@ -83,6 +83,34 @@ for t in tests/integration/test_*.py; do
 	skipped=$((skipped + s))
 done
 
+# The readers under AddressSanitizer and UndefinedBehaviorSanitizer: the unit
+# tests, recordings and every output of a sanitized CLI, and the fuzz corpus
+# replayed (tests/sanitize.sh, tests/fuzz/replay.sh).
+if matches "sanitize"; then
+	echo "== sanitizers and fuzz corpus"
+	if ! make --no-print-directory sanitize-build >"$tmp/out" 2>&1; then
+		failed=$((failed + 1))
+		echo "FAIL sanitize: the ASan/UBSan build failed"
+		tail -n 20 "$tmp/out" | sed 's/^/    /'
+	else
+		BUILD=$BUILD limit 1800 sh tests/sanitize.sh >"$tmp/out" 2>&1
+		rc=$?
+		grep -E '^(ok|FAIL|skip) ' "$tmp/out" | grep -v '^ok '
+		p=$(grep -c '^ok ' "$tmp/out")
+		f=$(grep -c '^FAIL ' "$tmp/out")
+		s=$(grep -c '^skip ' "$tmp/out")
+		echo "ok   sanitize: $p checks passed under ASan and UBSan"
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+			f=1
+			echo "FAIL sanitize: exited $rc"
+			tail -n 20 "$tmp/out" | sed 's/^/    /'
+		fi
+		passed=$((passed + p))
+		failed=$((failed + f))
+		skipped=$((skipped + s))
+	fi
+fi
+
 if [ "$skipped" -gt 0 ]; then
 	echo "$passed passed, $failed failed, $skipped skipped"
 else

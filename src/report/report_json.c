@@ -199,7 +199,8 @@ static void waterfall_one(FILE *out, const struct model_snapshot *sn)
 	fputs("      \"steps\": [", out);
 	int64_t total = 0;
 	for (int k = 0; k < MODEL_W_STEPS; k++) {
-		total += w->step[k];
+		/* steps from a corrupt trace may not add up in 64 bits: wrap, don't trap */
+		total = (int64_t)((uint64_t)total + (uint64_t)w->step[k]);
 		fprintf(out, "%s\n        {\"step\": \"%s\", \"bytes\": %" PRId64 ", \"total\": %" PRId64
 			     ", \"share\": %.4f}",
 			k ? "," : "", model_wstep_name((enum model_wstep)k), w->step[k], total,
