@@ -18,6 +18,7 @@ struct trace_reader {
 	ZSTD_DCtx *dctx;
 	uint8_t *comp;
 	uint8_t *raw;
+	size_t comp_cap, raw_cap;         /* grown to the largest block read */
 	size_t raw_len, pos;
 	uint64_t block_off, next_off;
 	uint64_t time;
@@ -87,10 +88,8 @@ int trace_reader_open(struct trace_reader **out, const char *path, char *err, si
 	r->f = f;
 	r->path = strdup(path);
 	r->dctx = ZSTD_createDCtx();
-	r->comp = malloc(TRACE_BLOCK_COMP_MAX);
-	r->raw = malloc(TRACE_BLOCK_RAW_CAP);
 	r->next_off = sizeof(hdr);
-	if (!r->path || !r->dctx || !r->comp || !r->raw) {
+	if (!r->path || !r->dctx) {
 		trace_reader_close(r);
 		return -ENOMEM;
 	}
@@ -148,11 +147,26 @@ static int load_block(struct trace_reader *r)
 	if (clen == 0 || clen > TRACE_BLOCK_COMP_MAX || rlen == 0 || rlen > TRACE_BLOCK_RAW_CAP)
 		return fail(r, "corrupt block header at offset %llu (sizes %u/%u out of range)",
 			    (unsigned long long)r->block_off, clen, rlen);
+	/* buffers as big as the blocks are, not as big as they may be */
+	if (clen > r->comp_cap) {
+		uint8_t *c = realloc(r->comp, clen);
+		if (!c)
+			return fail(r, "out of memory for a block of %u bytes", clen);
+		r->comp = c;
+		r->comp_cap = clen;
+	}
+	if (rlen > r->raw_cap) {
+		uint8_t *raw = realloc(r->raw, rlen);
+		if (!raw)
+			return fail(r, "out of memory for a block of %u bytes", rlen);
+		r->raw = raw;
+		r->raw_cap = rlen;
+	}
 	n = fread(r->comp, 1, clen, r->f);
 	if (n < clen)
 		return fail(r, "truncated at offset %llu: block of %u bytes has only %zu (the recording was interrupted)",
 			    (unsigned long long)r->block_off, clen, n);
-	size_t got = ZSTD_decompressDCtx(r->dctx, r->raw, TRACE_BLOCK_RAW_CAP, r->comp, clen);
+	size_t got = ZSTD_decompressDCtx(r->dctx, r->raw, rlen, r->comp, clen);
 	if (ZSTD_isError(got) || got != rlen)
 		return fail(r, "corrupt block at offset %llu: %s", (unsigned long long)r->block_off,
 			    ZSTD_isError(got) ? ZSTD_getErrorName(got) : "size mismatch");
