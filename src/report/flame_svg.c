@@ -31,20 +31,10 @@ static size_t xml_char_len(const unsigned char *s)
 	unsigned char c = s[0];
 	if (c < 0x80)
 		return c >= 0x20 || c == '\t' || c == '\n' || c == '\r' ? 1 : 0;
-	if (c >= 0xc2 && c <= 0xdf)
-		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-		if (!(s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80))
-			return 0;
-		/* U+FFFE and U+FFFF are not XML characters */
-		return c == 0xef && s[1] == 0xbf && (s[2] == 0xbe || s[2] == 0xbf) ? 0 : 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-		return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80 ? 4 : 0;
-	}
-	return 0;
+	/* U+FFFE and U+FFFF are not XML characters */
+	if (c == 0xef && s[1] == 0xbf && (s[2] == 0xbe || s[2] == 0xbf))
+		return 0;
+	return report_utf8_len(s);
 }
 
 /* Text for XML content and attribute values alike. */

@@ -4,6 +4,7 @@
  * (path, value) pairs, and tools read it faster and diff it better sorted.
  */
 #include "report/folded.h"
+#include "report/report.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -52,30 +53,6 @@ const char *folded_metric_unit(enum model_key key)
 	return "count";
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-	size_t n;
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	/* overlong forms, surrogates and code points above U+10FFFF */
-	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) || (s[0] == 0xf0 && s[1] < 0x90) ||
-	    (s[0] == 0xf4 && s[1] > 0x8f))
-		return 0;
-	return n;
-}
-
 const char *folded_label(const struct model_frame *f, char *buf, size_t len)
 {
 	char tmp[256];
@@ -84,7 +61,7 @@ const char *folded_label(const struct model_frame *f, char *buf, size_t len)
 	if (!len)
 		return buf;
 	while (*s) {
-		size_t n = utf8_len(s);
+		size_t n = report_utf8_len(s);
 		if (o + (n ? n : 1) + 1 > len)
 			break;
 		if (n > 1) {

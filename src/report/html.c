@@ -26,24 +26,6 @@
 
 /* ---- JSON ------------------------------------------------------------------ */
 
-static size_t utf8_len(const unsigned char *s)
-{
-	unsigned char c = s[0];
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-		return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-		return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80 ? 4 : 0;
-	}
-	return 0;
-}
-
 /* A JSON string safe inside a <script> element; NULL writes null. */
 static void jstr(FILE *out, const char *str)
 {
@@ -54,7 +36,7 @@ static void jstr(FILE *out, const char *str)
 	const unsigned char *s = (const unsigned char *)str;
 	putc('"', out);
 	while (*s) {
-		size_t n = utf8_len(s);
+		size_t n = report_utf8_len(s);
 		if (!n) {
 			fputs("\\ufffd", out);
 			s++;
@@ -82,7 +64,7 @@ static void html_text(FILE *out, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	while (*s) {
-		size_t n = utf8_len(s);
+		size_t n = report_utf8_len(s);
 		if (!n || (n == 1 && (*s < 0x20 || *s == 0x7f))) {
 			fputs("\xef\xbf\xbd", out);
 			s++;

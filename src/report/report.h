@@ -45,6 +45,10 @@ const char *report_kind_name(unsigned kind);
 size_t report_put_text(FILE *out, const char *s);
 /* The same for the first len bytes of s. */
 size_t report_put_textn(FILE *out, const char *s, size_t len);
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0 if the byte at s starts none.
+ * s is NUL-terminated: a sequence cut short by the end is not valid. */
+size_t report_utf8_len(const unsigned char *s);
 
 /* JSON string with escapes: quotes, backslash and control characters, and
  * U+FFFD for each byte that is not part of valid UTF-8. NULL writes null. */

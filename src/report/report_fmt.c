@@ -81,7 +81,7 @@ const char *report_kind_name(unsigned kind)
 
 /* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
  * surrogates, nothing above U+10FFFF), or 0 if the byte at s starts none. */
-static size_t utf8_len(const unsigned char *s)
+size_t report_utf8_len(const unsigned char *s)
 {
 	unsigned char c = s[0];
 	if (c < 0x80)
@@ -105,7 +105,7 @@ size_t report_put_textn(FILE *out, const char *str, size_t len)
 	size_t width = 0;
 	while (s < end && *s) {
 		/* a sequence never spans the end: it is cut at an ASCII byte */
-		size_t n = utf8_len(s);
+		size_t n = report_utf8_len(s);
 		if (n > 1 && n <= (size_t)(end - s)) {
 			if (out)
 				fwrite(s, 1, n, out);
@@ -137,7 +137,7 @@ void rjson_string(FILE *out, const char *str)
 	while (*s) {
 		/* A NUL ends the string, so a truncated sequence fails the checks
 		 * above on the NUL and never reads past it. */
-		size_t n = utf8_len(s);
+		size_t n = report_utf8_len(s);
 		if (n == 0) {
 			fputs("\\ufffd", out);
 			s++;
