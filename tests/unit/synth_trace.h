@@ -91,8 +91,9 @@ static inline void st_stack(struct trace_writer *w, uint64_t id, uint64_t parent
 	tw_end(w);
 }
 
-static inline void st_alloc(struct trace_writer *w, uint64_t t, uint64_t thread, uint64_t kind, uint64_t stack,
-			    uint64_t size, uint64_t addr)
+/* slack: malloc_usable_size - size */
+static inline void st_alloc_slack(struct trace_writer *w, uint64_t t, uint64_t thread, uint64_t kind,
+				  uint64_t stack, uint64_t size, uint64_t addr, uint64_t slack)
 {
 	tw_begin(w, TR_ALLOC);
 	tw_time(w, t);
@@ -101,8 +102,14 @@ static inline void st_alloc(struct trace_writer *w, uint64_t t, uint64_t thread,
 	tw_u(w, stack);
 	tw_u(w, size);
 	tw_u(w, addr);
-	tw_u(w, 0); /* slack: usable size unknown */
+	tw_u(w, slack);
 	tw_end(w);
+}
+
+static inline void st_alloc(struct trace_writer *w, uint64_t t, uint64_t thread, uint64_t kind, uint64_t stack,
+			    uint64_t size, uint64_t addr)
+{
+	st_alloc_slack(w, t, thread, kind, stack, size, addr, 0); /* usable size unknown */
 }
 
 static inline void st_free(struct trace_writer *w, uint64_t t, uint64_t thread, uint64_t kind, uint64_t addr)

@@ -18,56 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int passed, failed;
+#include "check.h"
+
 static char dir[256];
-
-static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-	printf("%s ", ok ? "ok  " : "FAIL");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	ok ? passed++ : failed++;
-}
-
-static void check_u(const char *what, uint64_t got, uint64_t want)
-{
-	if (got == want)
-		check(1, "%s = %" PRIu64, what, got);
-	else
-		check(0, "%s = %" PRIu64 ", want %" PRIu64, what, got, want);
-}
-
-static void check_s(const char *what, const char *got, const char *want)
-{
-	int ok = got && want ? !strcmp(got, want) : got == want;
-	check(ok, "%s = \"%s\"%s%s%s", what, got ? got : "(null)", ok ? "" : ", want \"", ok ? "" : want ? want : "(null)",
-	      ok ? "" : "\"");
-}
-
-static void check_contains(const char *what, const char *hay, const char *needle)
-{
-	char shown[256];
-	size_t k = 0;
-	/* one line per check: show a newline in the needle as \n */
-	for (const char *c = needle; *c && k + 3 < sizeof(shown); c++) {
-		if (*c == '\n') {
-			shown[k++] = '\\';
-			shown[k++] = 'n';
-		} else {
-			shown[k++] = *c;
-		}
-	}
-	shown[k] = 0;
-	int ok = hay && strstr(hay, needle);
-	check(ok, "%s contains \"%s\"", what, shown);
-	if (!ok && hay)
-		printf("     in: %.400s\n", hay);
-}
 
 static char *tpath(const char *name)
 {
@@ -871,6 +824,5 @@ int main(void)
 			unlink(tpath(names[i]));
 		rmdir(dir);
 	}
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_done();
 }

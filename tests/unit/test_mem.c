@@ -19,45 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static int passed, failed;
+#include "check.h"
+
 static char dir[256];
-
-static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-	printf("%s ", ok ? "ok  " : "FAIL");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	ok ? passed++ : failed++;
-}
-
-static void check_u(const char *what, uint64_t got, uint64_t want)
-{
-	if (got == want)
-		check(1, "%s = %" PRIu64, what, got);
-	else
-		check(0, "%s = %" PRIu64 ", want %" PRIu64, what, got, want);
-}
-
-static void check_i(const char *what, int64_t got, int64_t want)
-{
-	if (got == want)
-		check(1, "%s = %" PRId64, what, got);
-	else
-		check(0, "%s = %" PRId64 ", want %" PRId64, what, got, want);
-}
-
-static void check_contains(const char *what, const char *hay, const char *needle)
-{
-	int ok = hay && strstr(hay, needle);
-	check(ok, "%s contains \"%s\"", what, needle);
-	if (!ok && hay)
-		printf("     in: %.600s\n", hay);
-}
 
 static char *tpath(const char *name)
 {
@@ -69,20 +33,6 @@ static char *tpath(const char *name)
 }
 
 /* ---- records synth_trace.h does not write ---------------------------------- */
-
-static void w_alloc(struct trace_writer *w, uint64_t t, uint64_t thread, uint64_t kind, uint64_t stack,
-		    uint64_t size, uint64_t addr, uint64_t slack)
-{
-	tw_begin(w, TR_ALLOC);
-	tw_time(w, t);
-	tw_u(w, thread);
-	tw_u(w, kind);
-	tw_u(w, stack);
-	tw_u(w, size);
-	tw_u(w, addr);
-	tw_u(w, slack);
-	tw_end(w);
-}
 
 static void w_map(struct trace_writer *w, uint64_t t, uint64_t kind, uint64_t stack, uint64_t addr, uint64_t size,
 		  uint64_t old_addr, uint64_t old_size, uint64_t flags)
@@ -233,24 +183,24 @@ static int write_trace(const char *path)
 		st_stack(w, s, S_MAIN, 0x400000 + 0x1000 * s);
 
 	for (uint64_t i = 0; i < 10; i++)
-		w_alloc(w, 1000, 0, 1, S_SMALL, 1, HEAP + 0x10 + 32 * i, 23);
+		st_alloc_slack(w, 1000, 0, 1, S_SMALL, 1, HEAP + 0x10 + 32 * i, 23);
 	/* chain 1 */
-	w_alloc(w, 2000, 0, 1, S_VEC, 16, HEAP + 0x1000, 8);
+	st_alloc_slack(w, 2000, 0, 1, S_VEC, 16, HEAP + 0x1000, 8);
 	st_free(w, 2100, 0, 33, HEAP + 0x1000);
-	w_alloc(w, 2100, 0, 3, S_GROW, 32, HEAP + 0x1000, 8);
+	st_alloc_slack(w, 2100, 0, 3, S_GROW, 32, HEAP + 0x1000, 8);
 	st_free(w, 2200, 0, 33, HEAP + 0x1000);
-	w_alloc(w, 2200, 0, 3, S_GROW, 64, HEAP + 0x2000, 8);
+	st_alloc_slack(w, 2200, 0, 3, S_GROW, 64, HEAP + 0x2000, 8);
 	st_free(w, 2300, 0, 33, HEAP + 0x2000);
-	w_alloc(w, 2300, 0, 4, S_GROW, 128, HEAP + 0x3000, 8);
+	st_alloc_slack(w, 2300, 0, 4, S_GROW, 128, HEAP + 0x3000, 8);
 	/* chain 2, with another thread's event between free and allocation */
-	w_alloc(w, 2500, 1, 1, S_VEC, 16, HEAP + 0x5000, 8);
+	st_alloc_slack(w, 2500, 1, 1, S_VEC, 16, HEAP + 0x5000, 8);
 	st_free(w, 2600, 1, 33, HEAP + 0x5000);
-	w_alloc(w, 2600, 0, 1, S_SMALL, 24, HEAP + 0x200, 0);
-	w_alloc(w, 2600, 1, 3, S_GROW, 100, HEAP + 0x6000, 12);
+	st_alloc_slack(w, 2600, 0, 1, S_SMALL, 24, HEAP + 0x200, 0);
+	st_alloc_slack(w, 2600, 1, 3, S_GROW, 100, HEAP + 0x6000, 12);
 	/* no chain: T0's realloc-free is followed by T0's free */
-	w_alloc(w, 3000, 0, 1, S_VEC, 8, HEAP + 0x8000, 16);
+	st_alloc_slack(w, 3000, 0, 1, S_VEC, 8, HEAP + 0x8000, 16);
 	st_free(w, 3100, 0, 33, HEAP + 0x8000);
-	w_alloc(w, 3100, 1, 3, S_GROW, 40, HEAP + 0x7000, 8);
+	st_alloc_slack(w, 3100, 1, 3, S_GROW, 40, HEAP + 0x7000, 8);
 	st_free(w, 3200, 0, 32, HEAP + 0x7000);
 
 	w_map(w, 4000, TR_MAP_MMAP, S_MAP_A, MAPS, 1 * MiB, 0, 0, 0x22);
@@ -264,7 +214,7 @@ static int write_trace(const char *path)
 	w_map(w, 4800, TR_MAP_BRK, S_BRK, HEAP + 0x22000, 0, HEAP + 0x24000, 0, 0);
 
 	w_mallinfo(w, 5000, 135168, 200704, 1400);
-	w_alloc(w, 5050, 0, 1, S_BIG, 200000, CHUNK + 16, 688);
+	st_alloc_slack(w, 5050, 0, 1, S_BIG, 200000, CHUNK + 16, 688);
 	st_sample(w, 5100, 7520256);
 	w_smaps(w, 5100, TR_SMAPS_PEAK_RSS, peak_maps, sizeof(peak_maps) / sizeof(peak_maps[0]));
 	st_free(w, 7000, 0, 32, CHUNK + 16);
@@ -502,7 +452,7 @@ static void test_no_mallinfo(void)
 	struct trace_writer *w;
 	check(trace_writer_open(&w, path, 1) == 0, "write the trace without mallinfo");
 	st_stack(w, 1, 0, 0x401000);
-	w_alloc(w, 100, 0, 1, 1, 1000, HEAP + 0x10, 8);
+	st_alloc_slack(w, 100, 0, 1, 1, 1000, HEAP + 0x10, 8);
 	static const struct smap maps[] = { { HEAP, HEAP + 0x21000, "rw-p", "[heap]", 8192, 8192 } };
 	w_smaps(w, 200, TR_SMAPS_EXIT, maps, 1);
 	st_end(w, 300, TRACE_EXITED, 0, 1, 0, 0, 0);
@@ -701,6 +651,5 @@ int main(void)
 		unlink(tpath("nomi.hst"));
 		rmdir(dir);
 	}
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_done();
 }

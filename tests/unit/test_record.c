@@ -26,23 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-static char tmpdir[] = "/tmp/test_record.XXXXXX";
+#include "check.h"
 
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-	printf("%s - ", ok ? "ok" : "FAIL");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-	if (ok)
-		passed++;
-	else
-		failed++;
-}
+static char tmpdir[] = "/tmp/test_record.XXXXXX";
 
 static uint64_t mono_ns(void)
 {
@@ -836,6 +822,5 @@ int main(void)
 	scenario_symbols();
 	scenario_throughput();
 	cleanup();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_done();
 }

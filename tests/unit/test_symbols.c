@@ -18,22 +18,8 @@
 
 #include "symbols/symbols.h"
 
-static int passed, failed;
+#include "check.h"
 
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s ", ok ? "ok:  " : "FAIL:");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	if (ok)
-		passed++;
-	else
-		failed++;
-}
 
 static int streq(const char *a, const char *b)
 {
@@ -372,6 +358,5 @@ int main(void)
 			fprintf(stderr, "could not remove %s\n", dir);
 	}
 
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_done();
 }
