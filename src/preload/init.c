@@ -124,10 +124,12 @@ void pl_shm_unlock(_Atomic uint32_t *lock)
 static void before_fork(void)
 {
 	pl_self.in_hook += PL_IN_INTERNAL;
+	pl_unwind_fork_prepare();
 }
 
 static void after_fork_parent(void)
 {
+	pl_unwind_fork_done(0);
 	pl_self.in_hook -= PL_IN_INTERNAL;
 }
 
@@ -135,6 +137,7 @@ static void after_fork_child(void)
 {
 	/* its thread must not publish into, or close, the parent's ring */
 	pl_self.ring = NULL;
+	pl_unwind_fork_done(1);
 	pl_pid = (uint32_t)syscall(SYS_getpid);
 	if (!pl_follow || pl_proc_forked() < 0)
 		pl_active = 0;

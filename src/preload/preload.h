@@ -102,6 +102,10 @@ int pl_recorder_alive(void);             /* not gone, not a zombie (a syscall or
 /* stack.c: captures the caller's stack and interns it; returns the leaf node id. */
 uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags);
 int pl_stack_init(void);                 /* takes this image's root node; -1 when the trie is full */
+void pl_unwind_enter(void);
+void pl_unwind_leave(void);
+void pl_unwind_fork_prepare(void);       /* no thread inside libunwind across fork */
+void pl_unwind_fork_done(int child);
 
 /* sample.c */
 void pl_sample_allocator(struct pl_thread *t, uint64_t now);

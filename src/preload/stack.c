@@ -11,6 +11,7 @@
  */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "preload.h"
@@ -75,12 +76,53 @@ static uint32_t intern(uint64_t ip, uint32_t parent)
 	return 0;
 }
 
+/*
+ * libunwind takes mutexes of its own while it unwinds. A fork while another
+ * thread holds one leaves it locked forever in the child, whose first unwind
+ * then hangs. So a fork waits until no thread is inside libunwind, and no
+ * thread enters while a fork is under way (pthread_atfork, init.c).
+ */
+static _Atomic unsigned unwinding, fork_pending;
+
+void pl_unwind_enter(void)
+{
+	for (;;) {
+		atomic_fetch_add(&unwinding, 1);
+		if (!atomic_load(&fork_pending))
+			return;
+		atomic_fetch_sub(&unwinding, 1);
+		while (atomic_load(&fork_pending))
+			sched_yield();
+	}
+}
+
+void pl_unwind_leave(void)
+{
+	atomic_fetch_sub(&unwinding, 1);
+}
+
+void pl_unwind_fork_prepare(void)
+{
+	atomic_store(&fork_pending, 1);
+	while (atomic_load(&unwinding))
+		sched_yield();
+}
+
+void pl_unwind_fork_done(int child)
+{
+	if (child)
+		atomic_store(&unwinding, 0); /* the other threads are not in the child */
+	atomic_store(&fork_pending, 0);
+}
+
 uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags)
 {
 	void *buf[HS_MAX_DEPTH + 16];
+	pl_unwind_enter();
 	t->in_unwind = 1;
 	int n = unw_backtrace(buf, HS_MAX_DEPTH + 16);
 	t->in_unwind = 0;
+	pl_unwind_leave();
 	int k = 0;
 	while (k < n && pl_in_self((uint64_t)(uintptr_t)buf[k]))
 		k++;
