@@ -525,6 +525,45 @@ void model_free(struct model *m)
 	free(m);
 }
 
+/* Events wait in a short queue while the live-table slots of the ones
+ * behind them are prefetched: on a big run the table is far larger than the
+ * caches, and each lookup would otherwise stall on memory in turn. Only
+ * allocations and frees queue; any other record drains the queue first, so
+ * records still apply in the order of the trace. */
+#define QUEUE_LEN 16
+
+struct event_queue {
+	struct trace_record ev[QUEUE_LEN];
+	unsigned head, n;
+};
+
+static int queue_drain(struct pass *ps, struct event_queue *q)
+{
+	for (; q->n; q->n--, q->head = (q->head + 1) % QUEUE_LEN) {
+		int ret = apply(ps, &q->ev[q->head]);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static int queue_event(struct pass *ps, struct event_queue *q, const struct trace_record *rec)
+{
+	if (q->n == QUEUE_LEN) {
+		int ret = apply(ps, &q->ev[q->head]);
+		if (ret < 0)
+			return ret;
+		q->head = (q->head + 1) % QUEUE_LEN;
+		q->n--;
+	}
+	uint64_t addr = rec->type == TR_ALLOC ? rec->u.alloc.addr : rec->u.free.addr;
+	if (ps->live.cap)
+		__builtin_prefetch(&ps->live.e[model_hash64(addr) & (ps->live.cap - 1)], 1);
+	q->ev[(q->head + q->n) % QUEUE_LEN] = *rec;
+	q->n++;
+	return 0;
+}
+
 int model_load(struct model **out, const char *path, char *err, size_t errlen)
 {
 	struct trace_reader *r = NULL;
@@ -549,6 +588,7 @@ int model_load(struct model **out, const char *path, char *err, size_t errlen)
 	m->timeline_step_ns = 1024; /* doubles as the run grows: <= MODEL_TIMELINE_MAX points */
 	ps.m = m;
 
+	struct event_queue q = { .n = 0 };
 	for (;;) {
 		rec.type = 0;
 		ret = trace_reader_next(r, &rec);
@@ -558,12 +598,19 @@ int model_load(struct model **out, const char *path, char *err, size_t errlen)
 			ret = 1;
 		if (ret <= 0)
 			break;
-		/* processes: may rewrite the record, or skip it (model_proc.h) */
-		if ((ret = model_proc_record(m, &rec)) < 0)
-			goto fail;
-		if (ret && (ret = apply(&ps, &rec)) < 0)
+		int qret = 0;
+		if (rec.type == TR_ALLOC || rec.type == TR_FREE) {
+			/* processes: may rewrite the record, or skip it (model_proc.h) */
+			if ((qret = model_proc_record(m, &rec)) > 0)
+				qret = queue_event(&ps, &q, &rec);
+		} else if ((qret = queue_drain(&ps, &q)) == 0 && (qret = model_proc_record(m, &rec)) > 0) {
+			qret = apply(&ps, &rec);
+		}
+		if (qret < 0)
 			goto fail;
 	}
+	if (queue_drain(&ps, &q) < 0)
+		goto fail;
 	int fret = finish(&ps);
 	if (fret < 0)
 		goto fail;

@@ -378,6 +378,7 @@ int model_mem_smaps(struct model *m, const struct trace_record *rec, const struc
 
 	/* what the trace knows about each mapping: live malloc blocks in it, the
 	 * program's own mappings over it */
+	size_t last = n;
 	for (size_t i = 0; live && i < live->cap; i++) {
 		const struct live_ent *e = &live->e[i];
 		if (!e->addr || !own_addr(e->addr))
@@ -385,7 +386,10 @@ int model_mem_smaps(struct model *m, const struct trace_record *rec, const struc
 		sn->live_blocks++;
 		sn->requested += e->size;
 		sn->usable += e->size + e->slack;
-		size_t j = map_at(sn->maps, n, e->addr);
+		/* most blocks lie in the mapping of the one before: try it first */
+		if (!(last < n && e->addr >= sn->maps[last].start && e->addr < sn->maps[last].end))
+			last = map_at(sn->maps, n, e->addr);
+		size_t j = last;
 		if (j < n) {
 			hints[j] |= PROCFS_HINT_HEAP;
 			sn->map_live[j] += e->size;
