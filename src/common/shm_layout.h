@@ -36,7 +36,7 @@
 #include <stdint.h>
 
 #define HS_SHM_MAGIC 0x314d4853u /* "HSM1" */
-#define HS_SHM_VERSION 3u
+#define HS_SHM_VERSION 4u
 #define HS_SHM_ENV "HEAPSCOPE_SHM"   /* <recorder pid>:<fd>:<nonce> */
 
 #define HS_RING_EVENTS (1u << 15)  /* 32768 events x 32 B = 1 MiB per ring */
@@ -233,7 +233,10 @@ struct hs_shm_header {
 	_Atomic uint32_t smaps_lock;       /* holder's tid, 0 = free */
 	_Atomic uint32_t smaps_state;      /* enum hs_smaps_state */
 	uint32_t smaps_proc;               /* process index of the snapshot */
-	uint32_t pad;
+	_Atomic uint32_t starts;           /* child processes started through the library (fork,
+					      posix_spawn, system, popen, exec in a vfork child),
+					      counted before they start: while 0, the program's
+					      exit ends the recorded tree */
 	uint64_t smaps_time;               /* CLOCK_MONOTONIC ns when it was read */
 	uint64_t smaps_len;                /* bytes of text at smaps_off */
 };

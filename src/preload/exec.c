@@ -294,6 +294,21 @@ static int note_exec(const char *path, char *const argv[])
 	return pl_proc_untraced(me, (uint32_t)syscall(SYS_getppid), HS_PROC_EXEC, flags, HS_PROCS_PENDING, path, argv);
 }
 
+/* A child process is about to start: the recorder waits for the tree to
+ * settle after the program exits only when one has (record.c). */
+static void count_start(void)
+{
+	if (pl_shm)
+		atomic_fetch_add_explicit(&pl_shm->starts, 1, memory_order_relaxed);
+}
+
+/* An exec in a vfork child (another pid in our memory) starts a process. */
+static void count_vfork_exec(void)
+{
+	if (pl_shm && (uint32_t)syscall(SYS_getpid) != pl_pid)
+		count_start();
+}
+
 /* ---- exec -------------------------------------------------------------- */
 
 static int do_execve(const char *path, char *const argv[], char *const envp[], int search)
@@ -302,6 +317,7 @@ static int do_execve(const char *path, char *const argv[], char *const envp[], i
 	char found[4096];
 	struct envfix f;
 	int saved = errno;
+	count_vfork_exec();
 	int note = note_exec(search ? search_path(path, found, sizeof(found)) : path, argv);
 	env_for_child(&f, envp, stack);
 	errno = saved;
@@ -375,6 +391,7 @@ PL_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
 	char stack[STACK_BYTES] __attribute__((aligned(16)));
 	struct envfix f;
+	count_vfork_exec();
 	env_for_child(&f, envp, stack);
 	int ret = REAL(fexecve)(fd, argv, f.env);
 	int err = errno;
@@ -391,6 +408,7 @@ PL_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *co
 		errno = ENOSYS;
 		return -1;
 	}
+	count_vfork_exec();
 	env_for_child(&f, envp, stack);
 	int ret = real_execveat(dirfd, path, argv, f.env, flags);
 	int err = errno;
@@ -410,6 +428,7 @@ static int do_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions
 	char found[4096];
 	struct envfix f;
 	pid_t child = 0;
+	count_start();
 	env_for_child(&f, envp, stack);
 	int ret = search ? REAL(posix_spawnp)(&child, path, fa, attr, argv, f.env)
 			 : REAL(posix_spawn)(&child, path, fa, attr, argv, f.env);
@@ -488,6 +507,7 @@ PL_EXPORT int system(const char *cmd)
 	if (!REAL(system))
 		return -1;
 	uint32_t first = pl_shm ? pl_proc_count() : 0;
+	count_start();
 	swap_in(&sw, stack);
 	int ret = real_system(cmd);
 	int e = errno;
@@ -510,6 +530,7 @@ PL_EXPORT FILE *popen(const char *cmd, const char *mode)
 	struct env_swap sw;
 	if (!REAL(popen))
 		return NULL;
+	count_start();
 	swap_in(&sw, stack);
 	FILE *f = real_popen(cmd, mode);
 	int e = errno;

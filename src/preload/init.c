@@ -124,6 +124,7 @@ void pl_shm_unlock(_Atomic uint32_t *lock)
 static void before_fork(void)
 {
 	pl_self.in_hook += PL_IN_INTERNAL;
+	atomic_fetch_add_explicit(&pl_shm->starts, 1, memory_order_relaxed);
 	pl_unwind_fork_prepare();
 }
 

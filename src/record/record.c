@@ -25,8 +25,9 @@
 #define FLUSH_NS 1000000000ull          /* a killed recorder loses at most this much */
 #define TERM_GRACE_NS 2000000000ull     /* after a SIGTERM, wait this long for the program */
 #define TREE_CHECK_NS 10000000ull       /* after the program, how often the others are checked */
-#define TREE_SETTLE_NS 50000000ull      /* and for at least this long: a child forked just
-					   before the program exited registers in its own time */
+#define TREE_SETTLE_NS 50000000ull      /* and for at least this long, once the program has
+					   started a child: one forked just before the program
+					   exited registers in its own time */
 
 static uint64_t clock_ns(clockid_t id)
 {
@@ -200,7 +201,8 @@ int rec_record(const struct rec_options *o)
 		/* the program is gone: wait for the rest of its tree, for a while */
 		if (reaped && now >= next_tree_check) {
 			next_tree_check = now + TREE_CHECK_NS;
-			if ((!rec_drain_running(d) && now - reaped_at >= TREE_SETTLE_NS) || now - reaped_at >= o->grace_ns)
+			uint64_t settle = atomic_load(&shm.h->starts) ? TREE_SETTLE_NS : 0;
+			if ((!rec_drain_running(d) && now - reaped_at >= settle) || now - reaped_at >= o->grace_ns)
 				break;
 		}
 		unsigned terms = rec_signals_term_count();
