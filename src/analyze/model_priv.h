@@ -21,13 +21,15 @@ struct idmap_ent {
 	uint32_t val; /* IDMAP_NONE: empty slot */
 };
 
-/* Keys below this live in a direct array: stack and thread ids are small
- * and dense, and an index beats a hash on every event. */
+/* Keys below this may live in a direct array: stack and thread ids are
+ * small and dense, and an index beats a hash on every event. The array
+ * grows only while it stays within a few slots per key stored, so one large
+ * id from a hostile trace goes to the hash instead of sizing the array. */
 #define IDMAP_DENSE_MAX (1u << 22)
 
 struct idmap {
 	uint32_t *dense;  /* dense[key] for key < dense_cap */
-	size_t dense_cap;
+	size_t dense_cap, dense_used;
 	struct idmap_ent *e;
 	size_t cap, used; /* cap is a power of two */
 };
@@ -36,9 +38,9 @@ uint32_t model_map_get_hashed(const struct idmap *m, uint64_t key);
 
 static inline uint32_t model_map_get(const struct idmap *m, uint64_t key)
 {
-	if (key < m->dense_cap)
+	if (key < m->dense_cap && (m->dense[key] != IDMAP_NONE || !m->used))
 		return m->dense[key];
-	return key < IDMAP_DENSE_MAX ? IDMAP_NONE : model_map_get_hashed(m, key);
+	return m->used ? model_map_get_hashed(m, key) : IDMAP_NONE;
 }
 /* Sets key -> val, replacing an old value. 0 or -ENOMEM. */
 int model_map_put(struct idmap *m, uint64_t key, uint32_t val);

@@ -45,14 +45,18 @@ struct pstate {
 	uint64_t extra_bytes, extra_blocks; /* freed after its exit mark: still leaks */
 };
 
+/* Every table is sized by the processes, threads and nodes the trace has,
+ * not by the largest index it names: pub and st hold one slot per process
+ * index named, in the order first named (sorted by index at the end). */
 struct model_proc {
 	struct model_process *pub;
 	struct pstate *st;
 	size_t np, cap;
-	uint32_t *thread_proc;     /* thread index -> process index */
-	size_t nthreads;
-	uint32_t *node_tag;        /* node id -> space tag index (ROOT: a root) */
-	size_t nnodes;
+	struct idmap slot_of;      /* process index -> slot */
+	struct idmap thread_slot;  /* thread index -> thread slot */
+	uint32_t *thread_proc;     /* thread slot -> process slot */
+	size_t nthreads, threads_cap;
+	struct idmap node_tag;     /* node id -> space tag index (ROOT: a root) */
 	uint32_t ntags;            /* space tag indices given (0: the first space) */
 	int filter;
 	uint64_t filter_pid;
@@ -96,28 +100,35 @@ static struct model_proc *state(struct model *m)
 	return m->proc;
 }
 
-/* Room for process index i in both arrays. */
-static int proc_room(struct model_proc *s, uint64_t i)
+/* The slot of process index i, NO_PROC when it was never named. */
+static uint32_t proc_find(const struct model_proc *s, uint64_t i)
 {
-	if (i < s->np)
-		return 0;
-	size_t cap_pub = s->cap, need = (size_t)i + 1;
+	return model_map_get(&s->slot_of, i);
+}
+
+/* The slot of process index i (< MAX_PROCS), made on first use; NO_PROC
+ * when out of memory. */
+static uint32_t proc_slot(struct model_proc *s, uint64_t i)
+{
+	uint32_t k = proc_find(s, i);
+	if (k != NO_PROC)
+		return k;
+	size_t cap_pub = s->cap, need = s->np + 1;
 	if (grow((void **)&s->pub, &cap_pub, need, sizeof(*s->pub)) ||
-	    grow((void **)&s->st, &s->cap, need, sizeof(*s->st)))
-		return -ENOMEM;
-	for (size_t k = s->np; k < need; k++) {
-		s->pub[k].index = k;
-		s->pub[k].parent = -1;
-		s->pub[k].end = MODEL_PEND_NONE;
-	}
-	s->np = need;
-	return 0;
+	    grow((void **)&s->st, &s->cap, need, sizeof(*s->st)) || model_map_put(&s->slot_of, i, (uint32_t)s->np))
+		return NO_PROC;
+	k = (uint32_t)s->np++;
+	s->pub[k].index = i;
+	s->pub[k].parent = -1;
+	s->pub[k].end = MODEL_PEND_NONE;
+	return k;
 }
 
 static uint32_t proc_of_thread(const struct model_proc *s, uint64_t thread)
 {
-	uint32_t k = thread < s->nthreads ? s->thread_proc[thread] : NO_PROC;
-	return k == NO_PROC ? 0 : k; /* a thread never named: the program's */
+	uint32_t t = model_map_get(&s->thread_slot, thread);
+	uint32_t k = t != IDMAP_NONE ? s->thread_proc[t] : NO_PROC;
+	return k == NO_PROC ? proc_find(s, 0) : k; /* a thread never named: the program's */
 }
 
 static int selected(const struct model_proc *s, uint32_t k)
@@ -141,18 +152,29 @@ static uint64_t ip_key(uint32_t t, uint64_t ip)
 	return t && ip < (1ull << USER_BITS) ? ip ^ space_tag(t) : ip;
 }
 
+/* The tag word of node id: its space's tag index, ROOT for a root; 0 for
+ * a node never seen. */
+static uint32_t node_word(const struct model_proc *s, uint64_t id)
+{
+	uint32_t w = model_map_get(&s->node_tag, id);
+	return w == IDMAP_NONE ? 0 : w;
+}
+
 static uint32_t node_tag(const struct model_proc *s, uint64_t id)
 {
-	return id < s->nnodes ? s->node_tag[id] & ~ROOT : 0;
+	return node_word(s, id) & ~ROOT;
 }
 
 static int on_process(struct model *m, struct model_proc *s, struct trace_record *rec)
 {
 	uint64_t i = rec->u.process.index;
-	if (i >= MAX_PROCS || proc_room(s, i))
-		return i >= MAX_PROCS ? 0 : -ENOMEM;
-	struct model_process *p = &s->pub[i];
-	struct pstate *st = &s->st[i];
+	if (i >= MAX_PROCS)
+		return 0;
+	uint32_t k = proc_slot(s, i);
+	if (k == NO_PROC)
+		return -ENOMEM;
+	struct model_process *p = &s->pub[k];
+	struct pstate *st = &s->st[k];
 	if (st->known)
 		return 0; /* described once */
 	int oom = 0;
@@ -166,8 +188,8 @@ static int on_process(struct model *m, struct model_proc *s, struct trace_record
 	p->argv = calloc((size_t)rec->u.process.argc + 1, sizeof(*p->argv));
 	if (!p->argv)
 		return -ENOMEM;
-	for (uint32_t k = 0; k < rec->u.process.argc; k++)
-		p->argv[k] = model_pool_intern(&m->priv->strings, rec->u.process.argv[k], &oom);
+	for (uint32_t a = 0; a < rec->u.process.argc; a++)
+		p->argv[a] = model_pool_intern(&m->priv->strings, rec->u.process.argv[a], &oom);
 	p->argc = rec->u.process.argc;
 	if (oom)
 		return -ENOMEM;
@@ -187,18 +209,17 @@ static int on_thread(struct model_proc *s, const struct trace_record *rec)
 	uint64_t t = rec->u.thread.index, k = rec->u.thread.process;
 	if (t >= MAX_THREADS || k >= MAX_PROCS)
 		return 1;
-	if (t >= s->nthreads) {
-		size_t cap = s->nthreads;
-		if (grow((void **)&s->thread_proc, &cap, (size_t)t + 1, sizeof(*s->thread_proc)))
-			return -ENOMEM;
-		for (size_t j = s->nthreads; j < cap; j++)
-			s->thread_proc[j] = NO_PROC;
-		s->nthreads = cap;
-	}
-	s->thread_proc[t] = (uint32_t)k;
-	if (proc_room(s, k))
+	uint32_t slot = proc_slot(s, k), ts = model_map_get(&s->thread_slot, t);
+	if (slot == NO_PROC)
 		return -ENOMEM;
-	s->pub[k].threads++;
+	if (ts == IDMAP_NONE) {
+		if (grow((void **)&s->thread_proc, &s->threads_cap, s->nthreads + 1, sizeof(*s->thread_proc)) ||
+		    model_map_put(&s->thread_slot, t, (uint32_t)s->nthreads))
+			return -ENOMEM;
+		ts = (uint32_t)s->nthreads++;
+	}
+	s->thread_proc[ts] = slot;
+	s->pub[slot].threads++;
 	return 1;
 }
 
@@ -207,26 +228,21 @@ static int on_thread(struct model_proc *s, const struct trace_record *rec)
 static int on_stack(struct model_proc *s, struct trace_record *rec)
 {
 	uint64_t id = rec->u.stack.id, parent = rec->u.stack.parent;
-	if (id < MAX_NODES && id >= s->nnodes) {
-		size_t cap = s->nnodes;
-		if (grow((void **)&s->node_tag, &cap, (size_t)id + 1, sizeof(*s->node_tag)))
-			return -ENOMEM;
-		s->nnodes = cap;
-	}
 	if (!parent && !rec->u.stack.ip) {
 		/* an address space (or a node never filled in: it names nothing) */
-		if (id < s->nnodes)
-			s->node_tag[id] = ROOT | s->ntags++;
+		if (id < MAX_NODES && s->ntags < ROOT - 1 && model_map_put(&s->node_tag, id, ROOT | s->ntags++))
+			return -ENOMEM;
 		return 0;
 	}
 	uint32_t t = 0;
-	if (parent && parent < s->nnodes) {
-		t = s->node_tag[parent] & ~ROOT;
-		if (s->node_tag[parent] & ROOT)
+	if (parent) {
+		uint32_t w = node_word(s, parent);
+		t = w & ~ROOT;
+		if (w & ROOT)
 			rec->u.stack.parent = 0;
 	}
-	if (id < s->nnodes)
-		s->node_tag[id] = t;
+	if (id < MAX_NODES && model_map_put(&s->node_tag, id, t))
+		return -ENOMEM;
 	rec->u.stack.ip = ip_key(t, rec->u.stack.ip);
 	return 1;
 }
@@ -237,7 +253,8 @@ static int on_stack(struct model_proc *s, struct trace_record *rec)
 static void sum_sample(struct model_proc *s, uint32_t k, struct trace_record *rec)
 {
 	struct pstate *st = &s->st[k];
-	if (k <= s->prev_sample || !s->sweep) {
+	uint64_t index = s->pub[k].index;
+	if (index <= s->prev_sample || !s->sweep) {
 		for (size_t j = 0; j < s->np; j++)
 			if (s->st[j].last_rss && s->st[j].sweep < s->sweep) {
 				s->total_rss -= s->st[j].last_rss;
@@ -245,7 +262,7 @@ static void sum_sample(struct model_proc *s, uint32_t k, struct trace_record *re
 			}
 		s->sweep++;
 	}
-	s->prev_sample = k;
+	s->prev_sample = index;
 	s->total_rss += rec->u.sample.rss - st->last_rss;
 	st->last_rss = rec->u.sample.rss;
 	st->sweep = s->sweep;
@@ -262,17 +279,22 @@ int model_proc_record(struct model *m, struct trace_record *rec)
 {
 	struct model_proc *s = state(m);
 	uint32_t k;
+	uint64_t i;
 	if (!s)
 		return -ENOMEM;
 	switch (rec->type) {
 	case TR_PROCESS:
 		return on_process(m, s, rec);
 	case TR_PROCESS_END: {
-		uint64_t i = rec->u.process_end.index;
-		if (i < MAX_PROCS && !proc_room(s, i) && rec->u.process_end.how <= TR_PEND_RUNNING) {
-			s->pub[i].end = (enum model_pend)rec->u.process_end.how;
-			s->pub[i].end_code = rec->u.process_end.code;
-			s->pub[i].end_ns = rec->u.process_end.end;
+		i = rec->u.process_end.index;
+		if (i >= MAX_PROCS)
+			return 0;
+		if ((k = proc_slot(s, i)) == NO_PROC)
+			return -ENOMEM;
+		if (rec->u.process_end.how <= TR_PEND_RUNNING) {
+			s->pub[k].end = (enum model_pend)rec->u.process_end.how;
+			s->pub[k].end_code = rec->u.process_end.code;
+			s->pub[k].end_ns = rec->u.process_end.end;
 		}
 		return 0;
 	}
@@ -282,21 +304,21 @@ int model_proc_record(struct model *m, struct trace_record *rec)
 		return on_stack(s, rec);
 	case TR_SYMBOL: {
 		uint64_t space = rec->u.symbol.space;
-		uint32_t t = space && space < s->nnodes && (s->node_tag[space] & ROOT) ? node_tag(s, space) : 0;
+		uint32_t t = space && (node_word(s, space) & ROOT) ? node_tag(s, space) : 0;
 		rec->u.symbol.ip = ip_key(t, rec->u.symbol.ip);
 		return 1;
 	}
 	case TR_SAMPLE:
-		k = rec->u.sample.process < MAX_PROCS ? (uint32_t)rec->u.sample.process : 0;
-		if (proc_room(s, k))
+		k = proc_slot(s, rec->u.sample.process < MAX_PROCS ? rec->u.sample.process : 0);
+		if (k == NO_PROC)
 			return -ENOMEM;
 		if (!selected(s, k))
 			return 0;
 		sum_sample(s, k, rec);
 		return 1;
 	case TR_EXIT_MARK:
-		k = rec->u.exit_mark.process < MAX_PROCS ? (uint32_t)rec->u.exit_mark.process : 0;
-		if (proc_room(s, k))
+		k = proc_slot(s, rec->u.exit_mark.process < MAX_PROCS ? rec->u.exit_mark.process : 0);
+		if (k == NO_PROC)
 			return -ENOMEM;
 		if (!selected(s, k))
 			return 0;
@@ -305,8 +327,8 @@ int model_proc_record(struct model *m, struct trace_record *rec)
 	case TR_MALLINFO:
 	case TR_SMAPS:
 		/* what the allocator and the kernel show of one process: the base */
-		k = (uint32_t)(rec->type == TR_MALLINFO ? rec->u.mallinfo.process : rec->u.smaps.process);
-		return s->base < 0 ? !s->filter && k == 0 : (int64_t)k == s->base;
+		i = rec->type == TR_MALLINFO ? rec->u.mallinfo.process : rec->u.smaps.process;
+		return s->base < 0 ? !s->filter && i == 0 : i == (uint64_t)s->base;
 	default:
 		return model_proc_replay(m, rec);
 	}
@@ -333,7 +355,7 @@ int model_proc_replay(const struct model *m, struct trace_record *rec)
 		rec->u.map.old_addr = addr_key(s, k, rec->u.map.old_addr);
 		return selected(s, k);
 	case TR_SAMPLE:
-		return selected(s, rec->u.sample.process < MAX_PROCS ? (uint32_t)rec->u.sample.process : 0);
+		return selected(s, proc_find(s, rec->u.sample.process < MAX_PROCS ? rec->u.sample.process : 0));
 	default:
 		return 1;
 	}
@@ -344,8 +366,8 @@ int model_proc_replay(const struct model *m, struct trace_record *rec)
 struct blk {
 	uint64_t key, size, time;
 	uint32_t stack;            /* index into m->stacks, UINT32_MAX: none */
-	uint32_t proc;
-	uint32_t thread;
+	uint32_t proc;             /* slot */
+	uint32_t thread;           /* thread slot, UINT32_MAX: none */
 	uint16_t slack;
 	uint8_t after_mark;        /* allocated after its process's exit mark */
 };
@@ -424,7 +446,7 @@ struct pass2 {
 	struct model *m;
 	struct model_proc *s;
 	struct blocks live;
-	struct thr *thr;
+	struct thr *thr;           /* per thread slot */
 	size_t nthr;
 	uint64_t *leak_bytes, *leak_blocks; /* per stack index */
 	uint64_t *extra_bytes, *extra_blocks;
@@ -443,7 +465,8 @@ static int inherited(struct pass2 *ps, uint32_t k, uint64_t addr)
 	const struct model_proc *s = ps->s;
 	uint64_t since = s->pub[k].start_ns;
 	for (uint32_t c = k, steps = 0; steps < 64 && s->pub[c].how == TR_PROC_FORK && s->pub[c].parent >= 0; steps++) {
-		c = (uint32_t)s->pub[c].parent;
+		if ((c = proc_find(s, (uint64_t)s->pub[c].parent)) == NO_PROC)
+			return 0;
 		const struct blk *b = blk_find(&ps->live, addr_key(s, c, addr));
 		if (b && b->proc == c && b->time <= since)
 			return 1;
@@ -461,7 +484,7 @@ static int p2_alloc(struct pass2 *ps, const struct trace_record *rec)
 	uint64_t size = rec->u.alloc.size, key = addr_key(s, k, rec->u.alloc.addr);
 	p->allocations++;
 	p->allocated_bytes += size;
-	uint64_t t = rec->u.alloc.thread;
+	uint32_t t = model_map_get(&s->thread_slot, rec->u.alloc.thread);
 	if (t < ps->nthr) {
 		ps->thr[t].last = key;
 		ps->thr[t].has_last = 1;
@@ -479,8 +502,7 @@ static int p2_alloc(struct pass2 *ps, const struct trace_record *rec)
 	} else {
 		ps->live.used++;
 	}
-	*b = (struct blk){ key, size, rec->time, stack_index(ps->m, rec->u.alloc.stack), k,
-			   t < UINT32_MAX ? (uint32_t)t : UINT32_MAX,
+	*b = (struct blk){ key, size, rec->time, stack_index(ps->m, rec->u.alloc.stack), k, t,
 			   rec->u.alloc.slack < 0xffff ? (uint16_t)rec->u.alloc.slack : 0xffff, (uint8_t)s->st[k].marked };
 	p->live_bytes += size;
 	p->live_blocks++;
@@ -500,7 +522,8 @@ static void p2_free(struct pass2 *ps, const struct trace_record *rec)
 	if (!selected(s, k) || k >= s->np || !rec->u.free.addr)
 		return;
 	struct model_process *p = &s->pub[k];
-	uint64_t key = addr_key(s, k, rec->u.free.addr), t = rec->u.free.thread;
+	uint64_t key = addr_key(s, k, rec->u.free.addr);
+	uint32_t t = model_map_get(&s->thread_slot, rec->u.free.thread);
 	struct blk *b = blk_find(&ps->live, key);
 	if (!b) {
 		if (inherited(ps, k, rec->u.free.addr))
@@ -557,8 +580,9 @@ static int second_pass(struct model *m, const char *path)
 		p->live_bytes = p->live_blocks = 0;
 		s->st[i].marked = 0;
 		/* exec: what the replaced image still had is no leak of anyone's */
-		if (s->st[i].selected && p->how == TR_PROC_EXEC && p->parent >= 0)
-			s->st[p->parent].execd = 1;
+		uint32_t parent = p->parent >= 0 ? proc_find(s, (uint64_t)p->parent) : NO_PROC;
+		if (s->st[i].selected && p->how == TR_PROC_EXEC && parent != NO_PROC)
+			s->st[parent].execd = 1;
 	}
 	for (;;) {
 		rec.type = 0;
@@ -572,8 +596,10 @@ static int second_pass(struct model *m, const char *path)
 				goto out;
 		} else if (rec.type == TR_FREE) {
 			p2_free(&ps, &rec);
-		} else if (rec.type == TR_EXIT_MARK && rec.u.exit_mark.process < s->np) {
-			s->st[rec.u.exit_mark.process].marked = 1;
+		} else if (rec.type == TR_EXIT_MARK) {
+			uint32_t k = proc_find(s, rec.u.exit_mark.process);
+			if (k != NO_PROC)
+				s->st[k].marked = 1;
 		} else if (rec.type == TR_SYMBOL) {
 			break; /* the symbol table follows every event */
 		}
@@ -657,12 +683,55 @@ static void from_model(struct model *m, struct model_process *p)
 	p->unknown_frees = s->unknown_frees;
 }
 
+static int by_index(const void *a, const void *b)
+{
+	uint64_t x = ((const struct model_process *)a)->index, y = ((const struct model_process *)b)->index;
+	return x < y ? -1 : x > y;
+}
+
+/* The slots in index order, as model_processes gives them: the threads'
+ * and the index map's slots follow. */
+static int sort_slots(struct model_proc *s)
+{
+	size_t i;
+	for (i = 1; i < s->np && s->pub[i - 1].index < s->pub[i].index; i++)
+		;
+	if (i >= s->np)
+		return 0; /* named in index order: the usual trace */
+	struct { struct model_process p; struct pstate st; } *v = malloc(s->np * sizeof(*v));
+	uint32_t *to = malloc(s->np * sizeof(*to));
+	if (!v || !to) {
+		free(v);
+		free(to);
+		return -ENOMEM;
+	}
+	for (i = 0; i < s->np; i++)
+		v[i].p = s->pub[i], v[i].st = s->st[i];
+	qsort(v, s->np, sizeof(*v), by_index); /* the struct starts with its model_process */
+	for (i = 0; i < s->np; i++) {
+		s->pub[i] = v[i].p;
+		s->st[i] = v[i].st;
+		uint32_t old = proc_find(s, v[i].p.index);
+		to[old] = (uint32_t)i;
+	}
+	int ret = 0;
+	for (i = 0; i < s->np && !ret; i++)
+		ret = model_map_put(&s->slot_of, s->pub[i].index, (uint32_t)i);
+	for (i = 0; i < s->nthreads; i++)
+		if (s->thread_proc[i] != NO_PROC)
+			s->thread_proc[i] = to[s->thread_proc[i]];
+	free(v);
+	free(to);
+	return ret;
+}
+
 int model_proc_finish(struct model *m, const char *path)
 {
 	struct model_proc *s = state(m);
 	if (!s)
 		return -ENOMEM;
-	if (!s->np && proc_room(s, 0))
+	uint32_t first = proc_slot(s, 0); /* index 0 is always listed */
+	if (first == NO_PROC)
 		return -ENOMEM;
 	for (size_t i = 0; i < s->np; i++)
 		if (s->pub[i].end == MODEL_PEND_NONE || s->pub[i].end == MODEL_PEND_RUNNING)
@@ -672,7 +741,7 @@ int model_proc_finish(struct model *m, const char *path)
 		if (ret)
 			return ret;
 	} else {
-		from_model(m, &s->pub[s->base >= 0 ? s->base : 0]);
+		from_model(m, &s->pub[s->base >= 0 ? proc_find(s, (uint64_t)s->base) : first]);
 	}
 	if (s->filter && s->base >= 0) {
 		/* the process's exit is its last image's */
@@ -688,7 +757,7 @@ int model_proc_finish(struct model *m, const char *path)
 			m->sum.exit_code = last->end_code;
 		}
 	}
-	return 0;
+	return sort_slots(s);
 }
 
 void model_proc_free(struct model *m)
@@ -701,7 +770,9 @@ void model_proc_free(struct model *m)
 	free(s->pub);
 	free(s->st);
 	free(s->thread_proc);
-	free(s->node_tag);
+	model_map_free(&s->slot_of);
+	model_map_free(&s->thread_slot);
+	model_map_free(&s->node_tag);
 	free(s);
 	m->proc = NULL;
 }
@@ -718,7 +789,8 @@ const struct model_process *model_processes(const struct model *m, size_t *n)
 const struct model_process *model_process_at(const struct model *m, uint64_t index)
 {
 	const struct model_proc *s = m->proc;
-	return s && index < s->np && s->st[index].known ? &s->pub[index] : NULL;
+	uint32_t k = s ? proc_find(s, index) : NO_PROC;
+	return k != NO_PROC && s->st[k].known ? &s->pub[k] : NULL;
 }
 
 int model_load_pid(struct model **out, const char *path, uint64_t pid, char *err, size_t errlen)

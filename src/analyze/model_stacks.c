@@ -49,28 +49,37 @@ static int model_map_grow(struct idmap *m)
 	return 0;
 }
 
-static int model_map_put_dense(struct idmap *m, uint64_t key, uint32_t val)
+/* Room in the direct array for key: only while the array stays within 8
+ * slots per key stored (the hash costs as much memory per key). */
+static int model_map_dense_room(struct idmap *m, uint64_t key)
 {
-	if (key >= m->dense_cap) {
-		size_t cap = m->dense_cap ? m->dense_cap : 1024;
-		while (cap <= key)
-			cap *= 2;
-		uint32_t *d = realloc(m->dense, cap * sizeof(*d));
-		if (!d)
-			return -ENOMEM;
-		for (size_t i = m->dense_cap; i < cap; i++)
-			d[i] = IDMAP_NONE;
-		m->dense = d;
-		m->dense_cap = cap;
-	}
-	m->dense[key] = val;
-	return 0;
+	size_t cap = m->dense_cap ? m->dense_cap : 1024;
+	while (cap <= key)
+		cap *= 2;
+	if (cap > 1024 && cap / 8 > m->dense_used + m->used + 1)
+		return 0;
+	uint32_t *d = realloc(m->dense, cap * sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	for (size_t i = m->dense_cap; i < cap; i++)
+		d[i] = IDMAP_NONE;
+	m->dense = d;
+	m->dense_cap = cap;
+	return 1;
 }
 
 int model_map_put(struct idmap *m, uint64_t key, uint32_t val)
 {
-	if (key < IDMAP_DENSE_MAX)
-		return model_map_put_dense(m, key, val);
+	int room = key < m->dense_cap;
+	if (!room && key < IDMAP_DENSE_MAX && (room = model_map_dense_room(m, key)) < 0)
+		return -ENOMEM;
+	if (room) {
+		/* a key the hash got before the array reached it: the array's
+		 * value is found first, so the hash's is dead */
+		m->dense_used += m->dense[key] == IDMAP_NONE;
+		m->dense[key] = val;
+		return 0;
+	}
 	/* load factor <= 1/2 keeps linear probing short */
 	if ((m->used + 1) * 2 > m->cap && model_map_grow(m) < 0)
 		return -ENOMEM;

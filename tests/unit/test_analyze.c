@@ -4,6 +4,8 @@
  * last line is "N passed, M failed" and the exit status is 1 on any failure.
  */
 #include "analyze/model.h"
+#include "analyze/model_priv.h"
+#include "analyze/model_proc.h"
 #include "report/report.h"
 #include "common/shm_layout.h"
 #include "synth_trace.h"
@@ -799,6 +801,61 @@ static void test_format(void)
 	free(buf);
 }
 
+/* Ids far apart, as a damaged or hostile trace may name them: the model's
+ * tables hold what the trace has (3 processes, 3 threads, 1 stack), not
+ * every index up to the largest, and the processes come out in index order
+ * though named out of it. */
+static void test_sparse_ids(void)
+{
+	char err[512] = "";
+	struct model *m = NULL;
+	const char *path = tpath("sparse.hst");
+	struct trace_writer *w;
+	static const char *const argv[] = { "prog" };
+	check(trace_writer_open(&w, path, 1) == 0, "write the sparse trace");
+	st_process_n(w, 0, 100, 0, TR_PROC_ROOT, 0, 0, "/bin/prog", 1, argv);
+	st_process_n(w, 900000, 200, 1, TR_PROC_FORK, 0, 50, "/bin/prog", 1, argv);
+	st_process_n(w, 7, 300, 1, TR_PROC_SPAWN, 0, 60, "/bin/other", 1, argv);
+	st_stack(w, 3000000, 0, 0x1234);
+	st_thread_of(w, 10, 0, 100, 0);
+	st_alloc(w, 10, 0, HS_EV_MALLOC, 3000000, 10, 0x100);
+	st_thread_of(w, 20, 5000000, 200, 900000);
+	st_alloc(w, 20, 5000000, HS_EV_MALLOC, 3000000, 20, 0x100); /* same address, other process */
+	st_thread_of(w, 30, 3, 300, 7);
+	st_alloc(w, 30, 3, HS_EV_MALLOC, 3000000, 40, 0x200);
+	st_free(w, 40, 5000000, HS_EV_FREE, 0x100);
+	st_end(w, 50, 0, 0, 4, 0, 0, 0);
+	trace_writer_close(w);
+	int ret = model_load(&m, path, err, sizeof(err));
+	check(ret == 0, "model_load sparse: %d %s", ret, err);
+	if (ret)
+		return;
+	size_t n;
+	const struct model_process *v = model_processes(m, &n);
+	check_u("processes listed", n, 3);
+	if (n == 3) {
+		check_u("process 1 index", v[1].index, 7);
+		check_u("process 2 index", v[2].index, 900000);
+		check_u("pids", v[0].pid * 1000000 + v[1].pid * 1000 + v[2].pid, 100300200);
+		check_u("threads", v[0].threads * 100 + v[1].threads * 10 + v[2].threads, 111);
+		check_u("index 900000: allocations, frees, live", v[2].allocations * 100 + v[2].frees * 10 + v[2].live_blocks,
+			110);
+		check_u("index 7: allocated bytes", v[1].allocated_bytes, 40);
+		check_u("index 0: leaked bytes", v[0].leaked_bytes, 10);
+		check_i("index 900000: parent", v[2].parent, 0);
+	}
+	const struct model_process *p = model_process_at(m, 900000);
+	check_u("model_process_at(900000) pid", p ? p->pid : 0, 200);
+	check(model_process_at(m, 8) == NULL, "model_process_at(8): never named");
+	check_u("allocations", m->sum.allocations, 3);
+	check_u("frees", m->sum.frees, 1);
+	check_u("stacks", m->nstacks, 1);
+	check_u("stack id", m->nstacks ? m->stacks[0].id : 0, 3000000);
+	/* one id of 3 000 000 goes to the hash, not into a 3-million-slot array */
+	check_u("stack id table: direct slots", m->priv->stack_ids.dense_cap, 0);
+	model_free(m);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -813,9 +870,10 @@ int main(void)
 	test_truncated();
 	test_not_a_trace();
 	test_format();
+	test_sparse_ids();
 
 	const char *names[] = { "main.hst", "edges.hst", "blocks.hst", "cut.hst", "corrupt.hst",
-				"text.hst", "version.hst", "empty.hst", "random.hst" };
+				"text.hst", "version.hst", "empty.hst", "random.hst", "sparse.hst" };
 	/* HS_KEEP=1 keeps the traces, to look at them with 'heapscope report' */
 	if (getenv("HS_KEEP")) {
 		fprintf(stderr, "traces kept in %s\n", dir);
