@@ -55,6 +55,11 @@ static uint32_t le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* The decompression context the last reader of this thread closed: a
+ * model reads its trace two or three times, and a context costs as much to
+ * set up as a small trace does to decode. */
+static _Thread_local ZSTD_DCtx *spare_dctx;
+
 int trace_reader_open(struct trace_reader **out, const char *path, char *err, size_t errlen)
 {
 	uint8_t hdr[16];
@@ -87,7 +92,8 @@ int trace_reader_open(struct trace_reader **out, const char *path, char *err, si
 	}
 	r->f = f;
 	r->path = strdup(path);
-	r->dctx = ZSTD_createDCtx();
+	r->dctx = spare_dctx ? spare_dctx : ZSTD_createDCtx();
+	spare_dctx = NULL;
 	r->next_off = sizeof(hdr);
 	if (!r->path || !r->dctx) {
 		trace_reader_close(r);
@@ -103,7 +109,10 @@ void trace_reader_close(struct trace_reader *r)
 		return;
 	if (r->f)
 		fclose(r->f);
-	ZSTD_freeDCtx(r->dctx);
+	if (r->dctx && !spare_dctx && !ZSTD_isError(ZSTD_DCtx_reset(r->dctx, ZSTD_reset_session_and_parameters)))
+		spare_dctx = r->dctx;
+	else
+		ZSTD_freeDCtx(r->dctx);
 	free(r->comp);
 	free(r->raw);
 	free(r->scratch);
