@@ -30,7 +30,9 @@ if [ $# -eq 0 ]; then
 fi
 comm=$(basename "$1" | cut -c1-15)
 
-# name and switches, cumulative: each step adds one piece of work
+# name, switches and environment; cumulative: each step adds one piece of
+# work (B_clock: the clock the recorder chose, the TSC where it is usable;
+# X_ steps are alternatives to F_intern)
 VARIANTS="
 A_interpose:-DABL_NO_CAPTURE -DABL_NO_RING -DABL_NO_MALLINFO
 B_clock:-DABL_NO_CAPTURE -DABL_CLOCK_ONLY -DABL_NO_MALLINFO
@@ -39,10 +41,10 @@ D_usable_size:-DABL_NO_CAPTURE -DABL_NO_MALLINFO
 E_unwind:-DABL_NO_INTERN -DABL_NO_MALLINFO
 F_intern:-DABL_NO_MALLINFO
 G_mallinfo:
-X_rdtsc:-DABL_RDTSC -DABL_NO_MALLINFO
+X_gettime:-DABL_NO_MALLINFO:HEAPSCOPE_CLOCK=monotonic
 "
 names=plain
-echo "$VARIANTS" | while IFS=: read -r name flags; do
+echo "$VARIANTS" | while IFS=: read -r name flags env; do
 	[ -n "$name" ] || continue
 	mkdir -p "$T/v-$name/obj"
 	for f in "$T"/src/preload/*.c; do
@@ -62,7 +64,8 @@ while [ "$r" -le "$ROUNDS" ]; do
 		if [ "$v" = plain ]; then
 			"$T/benchrun" -p "$T/procstat.so" -s "$T/ps" -- "$@" >/dev/null
 		else
-			"$T/benchrun" -e "$T/err" -p "$T/procstat.so" -s "$T/ps" -- "$T/v-$v/heapscope" record -f -o "$T/t.hst" -- "$@" >/dev/null
+			venv=$(echo "$VARIANTS" | sed -n "s/^$v:[^:]*:\{0,1\}//p")
+			env $venv "$T/benchrun" -e "$T/err" -p "$T/procstat.so" -s "$T/ps" -- "$T/v-$v/heapscope" record -f -o "$T/t.hst" -- "$@" >/dev/null
 		fi
 		ev=$(sed -n 's/.*heapscope: \([0-9]*\) events.*/\1/p' "$T/err" 2>/dev/null | tail -n 1)
 		awk -v v="$v" -v c="$comm" -v ev="${ev:-0}" '{

@@ -10,7 +10,6 @@ in the target's CPU time:
   ABL_CLOCK_ONLY   the clock is read, no event is written
   ABL_NO_USABLE    no malloc_usable_size call
   ABL_NO_MALLINFO  no mallinfo2 sampling
-  ABL_RDTSC        the clock is the TSC, calibrated against CLOCK_MONOTONIC
   ABL_FP           unwind by frame pointers instead of libunwind (only valid
                    where every frame keeps one: build with -fno-omit-frame-pointer)
 A pattern that is no longer in the sources stops the script: update it.
@@ -63,37 +62,6 @@ patch(rg, '''int pl_event_begin(struct pl_thread *t, unsigned n, uint64_t *time_
 	*time_out = pl_now();
 	return -1;
 #endif
-''')
-patch(rg, '''uint64_t pl_now(void)
-{
-''', '''#ifdef ABL_RDTSC
-#include <x86intrin.h>
-static uint64_t tsc0, ns0, mult; /* ns = ns0 + (tsc - tsc0) * mult >> 32 */
-static uint64_t mono_raw(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-__attribute__((constructor)) static void abl_tsc_calibrate(void)
-{
-	uint64_t a = mono_raw(), ta = __rdtsc();
-	struct timespec d = { 0, 2000000 };
-	nanosleep(&d, NULL);
-	uint64_t b = mono_raw(), tb = __rdtsc();
-	mult = ((b - a) << 32) / (tb - ta);
-	tsc0 = ta;
-	ns0 = a;
-}
-uint64_t pl_now(void)
-{
-	return ns0 + (uint64_t)(((unsigned __int128)(__rdtsc() - tsc0) * mult) >> 32);
-}
-uint64_t pl_now_vdso(void)
-#else
-uint64_t pl_now(void)
-#endif
-{
 ''')
 hk = root + '/src/preload/hooks.c'
 patch(hk, '''	size_t usable = malloc_usable_size(p);''', '''#ifdef ABL_NO_USABLE

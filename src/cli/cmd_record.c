@@ -24,6 +24,10 @@ static const char usage_text[] =
 	"      --no-follow     record PROGRAM only, not the processes it starts\n"
 	"  -h, --help          this help\n"
 	"\n"
+	"HEAPSCOPE_CLOCK=tsc|monotonic|auto picks the clock of the trace's times:\n"
+	"the calibrated TSC (auto: where the kernel keeps time with it) or\n"
+	"clock_gettime(CLOCK_MONOTONIC). Both count CLOCK_MONOTONIC nanoseconds.\n"
+	"\n"
 	"Ctrl-C goes to the program; the trace is finished once it ends.\n"
 	"Exit status 127: PROGRAM not found; 126: it cannot run under heapscope\n"
 	"(not executable, statically linked, setuid); 1: the trace could not be written.\n";

@@ -35,8 +35,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "hs_clock.h"
+
 #define HS_SHM_MAGIC 0x314d4853u /* "HSM1" */
-#define HS_SHM_VERSION 4u
+#define HS_SHM_VERSION 5u
 #define HS_SHM_ENV "HEAPSCOPE_SHM"   /* <recorder pid>:<fd>:<nonce> */
 
 #define HS_RING_EVENTS (1u << 15)  /* 32768 events x 32 B = 1 MiB per ring */
@@ -91,7 +93,7 @@ static inline int hs_ev_is_free(unsigned k) { return k >= 32 && k < 64; }
 
 /* One event: fixed size so the hot path does no encoding. */
 struct hs_event {
-	uint64_t time;   /* CLOCK_MONOTONIC ns */
+	uint64_t time;   /* ns on the recording's clock (hs_clock.h) */
 	uint64_t addr;
 	uint64_t size;   /* allocations: requested bytes in the low HS_SIZE_BITS,
 			    usable - requested (malloc_usable_size) above, saturated */
@@ -110,11 +112,13 @@ enum hs_ring_state { HS_RING_FREE = 0, HS_RING_OWNED = 1, HS_RING_CLOSED = 2 };
 
 /*
  * Ring protocol (producer = the owning thread, consumer = the recorder):
- *   producer: store busy=1 (seq_cst), read clock, write ev[head % N],
+ *   producer: store busy=1 (seq_cst), read clock (ordered: hs_clock.h),
+ *             write ev[head % N],
  *             store head+1 (release), store busy=0 (release).
  *             If head - tail == N it waits for the consumer (never drops),
  *             unless the recorder has gone, then it stops recording.
- *   consumer: read clock T (then seq_cst fence), load busy, load head (acquire),
+ *   consumer: read clock T (then hs_clock_fence, seq_cst fence), load busy,
+ *             load head (acquire),
  *             copy events, store tail (release).
  * Any event published later by a ring that was not busy has time > T; a busy
  * ring's next event has time >= its last published one. The recorder merges
@@ -196,7 +200,7 @@ struct hs_proc {
 	uint32_t flags;          /* HS_PROCF_* */
 	uint32_t space;          /* root node id of its address space */
 	uint32_t cmdline_len;    /* bytes of cmdline: NUL-separated arguments */
-	uint64_t start;          /* CLOCK_MONOTONIC ns when it attached */
+	uint64_t start;          /* clock ns (hs_clock.h) when it attached */
 	uint64_t starttime;      /* /proc/PID/stat field 22: tells a reused pid apart */
 	_Atomic uint32_t wstatus_set;  /* 1: wstatus holds what the parent's wait returned */
 	int32_t wstatus;
@@ -237,8 +241,9 @@ struct hs_shm_header {
 					      posix_spawn, system, popen, exec in a vfork child),
 					      counted before they start: while 0, the program's
 					      exit ends the recorded tree */
-	uint64_t smaps_time;               /* CLOCK_MONOTONIC ns when it was read */
+	uint64_t smaps_time;               /* clock ns when it was read */
 	uint64_t smaps_len;                /* bytes of text at smaps_off */
+	struct hs_clock clock;             /* every time in this memory is read with it */
 };
 
 #define HS_OPT_NO_FREERES 1u

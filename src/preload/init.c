@@ -187,7 +187,7 @@ static void attach(void)
 	pl_shm = h;
 	pl_follow = !!(h->options & HS_OPT_FOLLOW);
 	pl_pid = (uint32_t)syscall(SYS_getpid);
-	if (pl_stack_init() < 0 || pl_proc_attach() < 0)
+	if (pl_clock_init() < 0 || pl_stack_init() < 0 || pl_proc_attach() < 0)
 		return;
 	pl_modules_init();
 	pl_exec_init(v);

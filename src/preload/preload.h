@@ -96,6 +96,7 @@ struct hs_event *pl_event_slot(struct pl_thread *t, unsigned i);
 void pl_event_publish(struct pl_thread *t, unsigned n);
 void pl_event_abort(struct pl_thread *t);
 uint64_t pl_now(void);
+int pl_clock_init(void);                 /* the recording's clock, from the header */
 void pl_thread_release(void);            /* the thread is exiting */
 int pl_recorder_alive(void);             /* not gone, not a zombie (a syscall or three) */
 

@@ -2,6 +2,8 @@
  * ring.c: each thread owns one ring in the shared memory and appends fixed
  * size events to it; the recorder drains it. No syscall, lock or malloc per
  * event: a seq_cst store of `busy`, the clock, a copy, a release store.
+ * The clock is the recording's (hs_clock.h): the TSC, read after the store
+ * of `busy` has completed, where the recorder calibrated it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,12 +19,34 @@
 __thread struct pl_thread pl_self __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t exit_key;
+static struct hs_clock clock_copy; /* the header's, final: read without a trip to the shared page */
 
 uint64_t pl_now(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return hs_clock_now(&clock_copy);
+}
+
+/* The recorder finishes calibrating the TSC while the program loads: wait
+ * for it (a few ms at most), unless the recorder is gone. */
+int pl_clock_init(void)
+{
+	int saved = errno;
+	unsigned kind;
+	for (unsigned spins = 0;
+	     (kind = atomic_load_explicit(&pl_shm->clock.kind, memory_order_acquire)) == HS_CLOCK_PENDING; spins++) {
+		if ((spins & 255) == 255 && !pl_recorder_alive()) {
+			errno = saved;
+			return -1;
+		}
+		struct timespec ts = { 0, 20000 };
+		syscall(SYS_nanosleep, &ts, NULL);
+	}
+	errno = saved;
+	clock_copy.mult = pl_shm->clock.mult;
+	clock_copy.tsc0 = pl_shm->clock.tsc0;
+	clock_copy.ns0 = pl_shm->clock.ns0;
+	atomic_store_explicit(&clock_copy.kind, kind, memory_order_relaxed);
+	return 0;
 }
 
 /* Called by pthread at thread exit: the ring goes back to the recorder. */

@@ -18,7 +18,7 @@
 
 extern struct mallinfo2 mallinfo2(void) __attribute__((weak));
 
-/* CLOCK_MONOTONIC ns of this process's next sample (each process has its
+/* Clock ns of this process's next sample (each process has its
  * own allocator). */
 static _Atomic uint64_t mallinfo_due;
 

@@ -128,7 +128,11 @@ int rec_record(const struct rec_options *o)
 		goto out;
 
 	shm.h->sample_ns = o->interval_ns;
-	uint64_t t0 = clock_ns(CLOCK_MONOTONIC), start_unix = clock_ns(CLOCK_REALTIME);
+	if (rec_clock_start(&shm.h->clock, getenv("HEAPSCOPE_CLOCK"))) {
+		status = 2;
+		goto out;
+	}
+	uint64_t t0 = rec_clock_now(), start_unix = clock_ns(CLOCK_REALTIME);
 	rec_signals_setup();
 	if (rec_spawn(&child, prog, o->argv, preload, shm.env))
 		goto out;
@@ -173,6 +177,8 @@ int rec_record(const struct rec_options *o)
 		goto out;
 	}
 
+	/* the program is being loaded, its library waits for the clock */
+	rec_clock_finish(&shm.h->clock);
 	/* one sample at once: a program shorter than the first turn of the
 	 * loop still has one */
 	rec_drain_sample(d);

@@ -10,6 +10,7 @@
  *                     modules, threads, RSS samples
  *   record_proc.c     the processes of the tree: table, liveness, how each ended
  *   record_symbols.c  the symbol table appended at the end, per address space
+ *   record_clock.c    the recording's clock: the TSC calibrated, or CLOCK_MONOTONIC
  */
 #ifndef HS_RECORD_H
 #define HS_RECORD_H
@@ -42,6 +43,17 @@ int rec_record(const struct rec_options *o);
 
 /* Prints "heapscope: <message>" on stderr, the CLI's one error style. */
 void rec_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- record_clock.c ---------------------------------------------------- */
+
+/* Chooses the recording's clock (hs_clock.h) into shared: mode is
+ * HEAPSCOPE_CLOCK, "tsc", "monotonic", or NULL/""/"auto" for the TSC where
+ * it is usable. A TSC clock is left PENDING for rec_clock_finish, after the
+ * program was started. Returns 0, or -1 with the reason printed. */
+int rec_clock_start(struct hs_clock *shared, const char *mode);
+void rec_clock_finish(struct hs_clock *shared);
+/* The recorder's reading of the same clock (CLOCK_MONOTONIC until calibrated). */
+uint64_t rec_clock_now(void);
 
 /* ---- record_spawn.c ---------------------------------------------------- */
 

@@ -122,16 +122,9 @@ struct rec_drain {
 	struct rec_drain_stats st;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 uint64_t rec_drain_now(const struct rec_drain *d)
 {
-	uint64_t t = mono_ns();
+	uint64_t t = rec_clock_now();
 	return t > d->t0 ? t - d->t0 : 0;
 }
 
@@ -174,7 +167,7 @@ void rec_drain_program_exit(struct rec_drain *d, int st)
 {
 	/* its last image may have registered since the last round: the status is that one's */
 	rec_procs_scan(d->procs, d->w, 0);
-	rec_procs_root_exit(d->procs, st, mono_ns());
+	rec_procs_root_exit(d->procs, st, rec_clock_now());
 }
 
 size_t rec_drain_running(struct rec_drain *d)
@@ -182,14 +175,14 @@ size_t rec_drain_running(struct rec_drain *d)
 	/* the entries registered since the last round count too */
 	if (rec_procs_scan(d->procs, d->w, 0))
 		return 1; /* out of memory: say some run, the grace time ends it */
-	rec_procs_check(d->procs, mono_ns());
+	rec_procs_check(d->procs, rec_clock_now());
 	return rec_procs_running(d->procs);
 }
 
 int rec_drain_finish(struct rec_drain *d)
 {
 	size_t running = 0;
-	int ret = rec_procs_finish(d->procs, d->w, mono_ns(), &running);
+	int ret = rec_procs_finish(d->procs, d->w, rec_clock_now(), &running);
 	d->st.processes = rec_procs_count(d->procs);
 	d->st.untraced = rec_procs_untraced(d->procs);
 	d->st.running = running;
@@ -413,7 +406,7 @@ static void write_nodes(struct rec_drain *d, int final)
 			ip = n->ip;
 			parent = n->parent;
 		} else if (!final) {
-			uint64_t now = mono_ns();
+			uint64_t now = rec_clock_now();
 			if (d->node_wait_since == 0) {
 				d->node_wait_since = now;
 				break;
@@ -822,7 +815,8 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 long rec_drain_round(struct rec_drain *d, int final)
 {
 	/* The clock first, then a full fence, then the rings: see shm_layout.h. */
-	uint64_t T = mono_ns();
+	uint64_t T = rec_clock_now();
+	hs_clock_fence();
 	atomic_thread_fence(memory_order_seq_cst);
 	int live_check = 0;
 	long moved = 0;
@@ -943,7 +937,7 @@ static int sample_one(struct rec_drain *d, uint32_t i, uint32_t pid, uint64_t sh
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0; /* gone: the next check says so */
-	uint64_t t = mono_ns();
+	uint64_t t = rec_clock_now();
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
@@ -975,12 +969,12 @@ static int sample_one(struct rec_drain *d, uint32_t i, uint32_t pid, uint64_t sh
 		return 0; /* gone, or not ours to read */
 	}
 	ps->snap_rss = rss;
-	return queue_smaps(d, SAMPLE_QUEUE, mono_ns(), i, TR_SMAPS_PEAK_RSS, m);
+	return queue_smaps(d, SAMPLE_QUEUE, rec_clock_now(), i, TR_SMAPS_PEAK_RSS, m);
 }
 
 int rec_drain_sample(struct rec_drain *d)
 {
-	uint64_t shm = shm_resident(d, mono_ns());
+	uint64_t shm = shm_resident(d, rec_clock_now());
 	size_t n = rec_procs_count(d->procs);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t pid;

@@ -58,13 +58,6 @@ struct rec_procs {
 	size_t ngaps, capgaps;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t ttime(const struct rec_procs *p, uint64_t t)
 {
 	return t > p->t0 ? t - p->t0 : 0;
@@ -275,7 +268,7 @@ int rec_procs_scan(struct rec_procs *p, struct trace_writer *w, int final)
 		uint32_t state = atomic_load_explicit(&e->state, memory_order_acquire);
 		if (state == HS_PROCS_EMPTY && !final) {
 			/* being written: wait, unless its writer died */
-			uint64_t now = mono_ns();
+			uint64_t now = rec_clock_now();
 			if (!p->wait_since)
 				p->wait_since = now;
 			if (now - p->wait_since < PROC_WAIT_NS)
