@@ -9,7 +9,7 @@
 #include <string.h>
 
 static const char usage_text[] =
-	"usage: heapscope record [-o FILE] [--force] [--interval MS] [--no-freeres] [--no-follow] [--] PROGRAM [ARGS...]\n"
+	"usage: heapscope record [-o FILE] [--force] [--interval MS] [--no-freeres] [--no-follow] [--no-cache] [--] PROGRAM [ARGS...]\n"
 	"\n"
 	"Runs PROGRAM with its heap use recorded into a trace file, then prints\n"
 	"where the trace is. PROGRAM is looked up on PATH; its input, output and\n"
@@ -22,6 +22,8 @@ static const char usage_text[] =
 	"      --interval MS   sample the resident set size every MS milliseconds (default 10)\n"
 	"      --no-freeres    do not free libc's own buffers at exit: they show as leaks\n"
 	"      --no-follow     record PROGRAM only, not the processes it starts\n"
+	"      --no-cache      resolve every address from the binaries' debug info, without\n"
+	"                      the symbol cache ($XDG_CACHE_HOME/heapscope, else ~/.cache/heapscope)\n"
 	"  -h, --help          this help\n"
 	"\n"
 	"HEAPSCOPE_CLOCK=tsc|monotonic|auto picks the clock of the trace's times:\n"
@@ -48,13 +50,14 @@ static int parse_interval(const char *s, uint64_t *ns)
 
 int cmd_record(int argc, char **argv)
 {
-	enum { OPT_INTERVAL = 256, OPT_NO_FREERES, OPT_NO_FOLLOW };
+	enum { OPT_INTERVAL = 256, OPT_NO_FREERES, OPT_NO_FOLLOW, OPT_NO_CACHE };
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
 		{ "no-freeres", no_argument, NULL, OPT_NO_FREERES },
 		{ "no-follow", no_argument, NULL, OPT_NO_FOLLOW },
+		{ "no-cache", no_argument, NULL, OPT_NO_CACHE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -86,6 +89,9 @@ int cmd_record(int argc, char **argv)
 			break;
 		case OPT_NO_FOLLOW:
 			o.no_follow = 1;
+			break;
+		case OPT_NO_CACHE:
+			o.no_cache = 1;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

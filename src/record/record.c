@@ -8,6 +8,7 @@
  * (daemons): the trace says which were still running when it stopped.
  */
 #include "record/record.h"
+#include "symbols/symcache.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -258,7 +259,10 @@ int rec_record(const struct rec_options *o)
 	uint64_t nsyms = 0;
 	size_t nmods = 0;
 	const struct rec_module *mods = rec_drain_modules(d, &nmods);
-	ret = rec_symbols_write(w, shm.h, rec_drain_nodes(d), mods, nmods, &nsyms);
+	int cache_dir = o->no_cache ? -1 : symcache_open_dir();
+	ret = rec_symbols_write(w, shm.h, rec_drain_nodes(d), mods, nmods, cache_dir, &nsyms);
+	if (cache_dir >= 0)
+		close(cache_dir);
 	if (ret)
 		rec_error("cannot symbolize: %s; the trace has addresses only", strerror(-ret));
 

@@ -31,6 +31,7 @@ struct rec_options {
 	uint64_t interval_ns;      /* RSS sampling period */
 	int no_freeres;            /* HS_OPT_NO_FREERES */
 	int no_follow;             /* record the program only, not its children */
+	int no_cache;              /* resolve every address afresh: no symbol cache */
 	uint64_t grace_ns;         /* how long processes that outlive the program are waited for */
 	char **argv;               /* PROGRAM ARGS..., NULL-terminated */
 };
@@ -210,9 +211,10 @@ size_t rec_procs_untraced(const struct rec_procs *p);
  * TR_STRING and TR_SYMBOL records: an address is looked up among the
  * modules of its node's address space (its root node, see shm_layout.h).
  * Failing to read a binary is not an error: its addresses get module +
- * offset only. *nsyms gets the symbols written. Returns 0 or -errno (out of
+ * offset only. cache_dir: the symbol cache's directory (sym_use_cache), -1
+ * for none. *nsyms gets the symbols written. Returns 0 or -errno (out of
  * memory, or the symbolizer cannot start). */
 int rec_symbols_write(struct trace_writer *w, const struct hs_shm_header *h, uint32_t nnodes,
-		      const struct rec_module *mods, size_t nmods, uint64_t *nsyms);
+		      const struct rec_module *mods, size_t nmods, int cache_dir, uint64_t *nsyms);
 
 #endif

@@ -149,11 +149,13 @@ struct symctx {
 	uint64_t space;
 };
 
-static int ctx_open(struct symctx *x, const struct rec_module *mods, size_t nmods, int all, uint64_t space)
+static int ctx_open(struct symctx *x, const struct rec_module *mods, size_t nmods, int all, uint64_t space,
+		    int cache_dir)
 {
 	int ret = sym_open(&x->c);
 	if (ret)
 		return ret;
+	sym_use_cache(x->c, cache_dir);
 	x->space = space;
 	x->map = calloc(nmods ? nmods : 1, sizeof(*x->map));
 	if (!x->map)
@@ -191,7 +193,7 @@ static const struct rec_module *module_of(const struct rec_module *mods, size_t 
 }
 
 int rec_symbols_write(struct trace_writer *w, const struct hs_shm_header *h, uint32_t nnodes,
-		      const struct rec_module *mods, size_t nmods, uint64_t *nsyms)
+		      const struct rec_module *mods, size_t nmods, int cache_dir, uint64_t *nsyms)
 {
 	struct symctx all = { 0 }, *own = NULL;
 	size_t nown = 0;
@@ -205,7 +207,7 @@ int rec_symbols_write(struct trace_writer *w, const struct hs_shm_header *h, uin
 	ret = distinct_ips(h, nnodes, &ips, &nips);
 	if (ret)
 		goto out;
-	ret = ctx_open(&all, mods, nmods, 1, 0);
+	ret = ctx_open(&all, mods, nmods, 1, 0, cache_dir);
 	if (ret)
 		goto out;
 	frames = malloc(MAX_FRAMES * sizeof(*frames));
@@ -237,7 +239,7 @@ int rec_symbols_write(struct trace_writer *w, const struct hs_shm_header *h, uin
 					own = v;
 					x = &own[nown++];
 					memset(x, 0, sizeof(*x));
-					ret = ctx_open(x, mods, nmods, 0, space);
+					ret = ctx_open(x, mods, nmods, 0, space, cache_dir);
 					if (ret)
 						goto out;
 				}
@@ -277,6 +279,10 @@ int rec_symbols_write(struct trace_writer *w, const struct hs_shm_header *h, uin
 		(*nsyms)++;
 	}
 	ret = 0;
+	/* a cache that cannot be written costs the next run time, nothing else */
+	sym_save_cache(all.c);
+	for (size_t k = 0; k < nown; k++)
+		sym_save_cache(own[k].c);
 out:
 	/* the strings interned point into the symbolizers: close them last */
 	ctx_close(&all);

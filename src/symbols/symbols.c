@@ -11,15 +11,20 @@
  * pointer and callers may compare or hash them by address.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 
 #include "symbols.h"
+#include "symcache.h"
 
 #define CHUNK_SIZE (64 * 1024)
 
@@ -77,6 +82,18 @@ struct object {
 	Dwfl_Module *dm; /* NULL when the file could not be read */
 	Dwarf *dw;       /* NULL when it has no DWARF */
 	Dwarf_Addr bias;
+	uint64_t load_bias; /* as reported: cached addresses are relative to it */
+	struct stat st;     /* of the file libdwfl reads */
+	/* The on-disk cache (symcache.c): key is NULL until looked at, and
+	 * stays NULL when the object is not cached. */
+	int cache_state;    /* 0 not looked at, 1 in use, -1 not cached */
+	const char *path; /* interned */
+	char *key;
+	size_t key_len;
+	struct stat debug_st; /* the separate debug file of the key, if any */
+	int has_debug;
+	struct symcache cache;
+	int cache_dirty;
 	int syms_built;
 	struct esym *syms; /* sorted by address, the preferred last among equals */
 	int nsyms;
@@ -115,6 +132,8 @@ struct sym_ctx {
 	int capchain;
 	struct sym_frame *tmp;
 	int captmp;
+	int cache_dir; /* -1: no on-disk cache */
+	char exe_id[160];
 };
 
 /* Offline: files are read from disk; debug info is found next to them, by
@@ -358,6 +377,7 @@ int sym_open(struct sym_ctx **out)
 		return -ENOMEM;
 	}
 	c->sorted = 1;
+	c->cache_dir = -1;
 	*out = c;
 	return 0;
 }
@@ -382,6 +402,8 @@ void sym_close(struct sym_ctx *c)
 		free(o->units);
 		free(o->ranges);
 		free(o->syms);
+		free(o->key);
+		symcache_clear(&o->cache);
 	}
 	free(c->objs);
 	free(c->mods);
@@ -413,12 +435,23 @@ static int find_object(struct sym_ctx *c, const char *path, uint64_t bias)
 	}
 	o = &c->objs[c->nobjs];
 	memset(o, 0, sizeof(*o));
+	o->load_bias = bias;
+	o->cache.sorted = 1;
 	/* Only regular files: opening a FIFO or device named in a module
-	 * map could block or read forever. */
+	 * map could block or read forever. The file is the one we stat:
+	 * the cache key names it. */
 	if (!stat(path, &st) && S_ISREG(st.st_mode)) {
-		dwfl_report_begin_add(c->dwfl);
-		o->dm = dwfl_report_elf(c->dwfl, path, path, -1, bias, false);
-		dwfl_report_end(c->dwfl, NULL, NULL);
+		int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+		if (fd >= 0 && !fstat(fd, &o->st) && S_ISREG(o->st.st_mode)) {
+			dwfl_report_begin_add(c->dwfl);
+			o->dm = dwfl_report_elf(c->dwfl, path, path, fd, bias, false);
+			dwfl_report_end(c->dwfl, NULL, NULL);
+			if (o->dm)
+				fd = -1; /* libdwfl's now */
+		}
+		if (fd >= 0)
+			close(fd);
 	}
 	return c->nobjs++;
 }
@@ -937,6 +970,145 @@ static int frames(struct sym_ctx *c, struct object *o, uint64_t a, const char *e
 	return n;
 }
 
+/* ---- the on-disk cache ------------------------------------------------------ */
+
+/* What identifies the content of a file, as text for a cache key. */
+static void stat_id(char *buf, size_t len, const struct stat *st)
+{
+	snprintf(buf, len, "dev %llu ino %llu size %lld mtime %lld.%09ld ctime %lld.%09ld",
+		 (unsigned long long)st->st_dev, (unsigned long long)st->st_ino, (long long)st->st_size,
+		 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec,
+		 st->st_ctim.tv_nsec);
+}
+
+void sym_use_cache(struct sym_ctx *c, int dirfd)
+{
+	struct stat st;
+
+	if (!c || dirfd < 0 || stat("/proc/self/exe", &st) < 0)
+		return;
+	stat_id(c->exe_id, sizeof(c->exe_id), &st);
+	c->cache_dir = dirfd;
+}
+
+static const char *intern_cb(void *ctx, const char *s, size_t len)
+{
+	return intern_n(ctx, s, len);
+}
+
+/*
+ * The separate debug file libdwfl would take for path: the standard search
+ * (build id, then .gnu_debuglink), asked of a throwaway session, because the
+ * search leaves state in the module it is asked for. Returns 1 with *st and
+ * *name (malloc'd), 0 when there is none, -1 when it cannot be told.
+ */
+static int find_debug_file(const char *path, uint64_t bias, struct stat *st, char **name)
+{
+	Dwfl *dwfl = dwfl_begin(&offline_callbacks);
+	Dwfl_Module *dm;
+	Elf *elf;
+	GElf_Addr b;
+	GElf_Word crc = 0;
+	void *ud = NULL;
+	int fd, ret = -1;
+
+	*name = NULL;
+	if (!dwfl)
+		return -1;
+	dwfl_report_begin(dwfl);
+	dm = dwfl_report_elf(dwfl, path, path, -1, bias, false);
+	dwfl_report_end(dwfl, NULL, NULL);
+	if (dm && (elf = dwfl_module_getelf(dm, &b))) {
+		const char *link = dwelf_elf_gnu_debuglink(elf, &crc);
+
+		fd = dwfl_standard_find_debuginfo(dm, &ud, path, 0, path, link, crc, name);
+		if (fd < 0) {
+			ret = 0;
+		} else {
+			ret = !fstat(fd, st) && S_ISREG(st->st_mode) && *name ? 1 : -1;
+			close(fd);
+		}
+	}
+	if (ret != 1) {
+		free(*name);
+		*name = NULL;
+	}
+	dwfl_end(dwfl);
+	return ret;
+}
+
+/* Builds o's key and loads its file. The key covers everything an answer
+ * depends on: this heapscope, the object file and its debug file. */
+static void cache_open(struct sym_ctx *c, struct object *o, const char *path)
+{
+	char main_id[200], debug_id[200] = "-", *debug = NULL;
+	int has;
+
+	o->cache_state = -1;
+	o->path = path;
+	if (c->cache_dir < 0 || !o->dm)
+		return;
+	has = find_debug_file(path, o->load_bias, &o->debug_st, &debug);
+	if (has < 0)
+		return;
+	o->has_debug = has;
+	stat_id(main_id, sizeof(main_id), &o->st);
+	if (has)
+		stat_id(debug_id, sizeof(debug_id), &o->debug_st);
+	size_t len = strlen(c->exe_id) + strlen(path) + strlen(main_id) + (debug ? strlen(debug) : 1) +
+		     strlen(debug_id) + 80;
+	o->key = malloc(len);
+	if (o->key) {
+		int n = snprintf(o->key, len, "heapscope symbols\nexe %s\nobject %s\n%s\ndebug %s\n%s\n", c->exe_id,
+				 path, main_id, debug ? debug : "-", debug_id);
+		o->key_len = n > 0 && (size_t)n < len ? (size_t)n : 0;
+		if (o->key_len) {
+			symcache_load(c->cache_dir, path, o->key, o->key_len, &o->cache, intern_cb, c);
+			o->cache_state = 1;
+		}
+	}
+	free(debug);
+}
+
+/* Whether what libdwfl read for o is what its key names: the object file
+ * itself, or the debug file of the key; no supplementary (dwz) file, which
+ * the key does not cover. */
+static int cache_sound(struct object *o)
+{
+	const char *mainfile = NULL, *debugfile = NULL, *alt;
+	const void *id;
+	struct stat st;
+
+	if (o->dw && dwelf_dwarf_gnu_debugaltlink(o->dw, &alt, &id) != 0)
+		return 0;
+	dwfl_module_info(o->dm, NULL, NULL, NULL, NULL, NULL, &mainfile, &debugfile);
+	if (!debugfile || (mainfile && !strcmp(debugfile, mainfile)))
+		return 1;
+	return o->has_debug && !stat(debugfile, &st) && st.st_dev == o->debug_st.st_dev &&
+	       st.st_ino == o->debug_st.st_ino && st.st_size == o->debug_st.st_size &&
+	       st.st_mtim.tv_sec == o->debug_st.st_mtim.tv_sec && st.st_mtim.tv_nsec == o->debug_st.st_mtim.tv_nsec;
+}
+
+int sym_save_cache(struct sym_ctx *c)
+{
+	int ret = 0;
+
+	if (!c || c->cache_dir < 0)
+		return 0;
+	for (int i = 0; i < c->nobjs; i++) {
+		struct object *o = &c->objs[i];
+
+		if (o->cache_state == 1 && o->cache_dirty && cache_sound(o)) {
+			int r = symcache_save(c->cache_dir, o->path, o->key, o->key_len, &o->cache);
+
+			if (r && !ret)
+				ret = r;
+			o->cache_dirty = 0;
+		}
+	}
+	return ret;
+}
+
 int sym_resolve(struct sym_ctx *c, uint64_t ip, int return_addr, struct sym_frame *out, int max, int *module,
 		uint64_t *offset)
 {
@@ -966,10 +1138,25 @@ int sym_resolve(struct sym_ctx *c, uint64_t ip, int return_addr, struct sym_fram
 	if (!o->dm)
 		return 1;
 
-	elf_name = find_sym(o, a);
-	n = frames(c, o, a, elf_name);
-	if (n < 0)
-		return n;
+	if (!o->cache_state)
+		cache_open(c, o, m->path);
+	const struct symcache_entry *hit = o->cache_state == 1 ? symcache_get(&o->cache, a - o->load_bias) : NULL;
+	if (hit) {
+		n = hit->n;
+		if (reserve((void **)&c->tmp, &c->captmp, n, sizeof(*c->tmp)))
+			return -ENOMEM;
+		memcpy(c->tmp, hit->frames, n * sizeof(*c->tmp));
+	} else {
+		elf_name = find_sym(o, a);
+		n = frames(c, o, a, elf_name);
+		if (n < 0)
+			return n;
+		if (o->cache_state == 1) {
+			if (symcache_put(&o->cache, a - o->load_bias, c->tmp, n) == -ENOMEM)
+				return -ENOMEM;
+			o->cache_dirty = 1;
+		}
+	}
 	/* Too many frames for out: keep the innermost ones and the function
 	 * that contains them, which the caller needs most. */
 	if (n > max) {

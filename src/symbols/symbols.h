@@ -29,6 +29,14 @@ void sym_close(struct sym_ctx *c);
  * addresses resolve to module + offset only. */
 int sym_add_module(struct sym_ctx *c, const char *path, uint64_t bias, uint64_t start, uint64_t end);
 
+/* Keeps what is resolved in the cache directory dirfd (symcache_open_dir in
+ * symcache.h) across runs: an address resolved before in the same object
+ * file, with the same debug file and the same heapscope, is answered from
+ * there. dirfd stays the caller's. */
+void sym_use_cache(struct sym_ctx *c, int dirfd);
+/* Writes what this context resolved to the cache. 0 or -errno. */
+int sym_save_cache(struct sym_ctx *c);
+
 /*
  * Resolves ip. return_addr=1 means ip is a return address (as unwinders give
  * for every caller frame): the lookup uses ip-1 so the call site's line is

@@ -51,6 +51,9 @@ def _scratch():
 
 
 TMP = _scratch()
+# heapscope's symbol cache: the tests' own, empty at first, never the user's
+os.environ["XDG_CACHE_HOME"] = os.path.join(TMP, "xdg-cache")
+os.makedirs(os.environ["XDG_CACHE_HOME"], exist_ok=True)
 
 # --- assertions ---------------------------------------------------------------
 

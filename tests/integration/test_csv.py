@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """The seed story's CSV loader, in Rust (examples/csv-rust) and in C (examples/csv-c)."""
+import json
 import os
 import shutil
 
@@ -84,6 +85,39 @@ def _():
        (LINES * COLUMNS, sum(len(x) for r in rows for x in r)), "to_string (count, bytes)")
     # collect() allocates 4 slots, then grows to 8 at the fifth field: 2 calls a line.
     eq(sum(e["count"] for e in at_split), LINES * COLUMNS + 2 * LINES, "allocations at split_str")
+
+
+def frames_of(doc):
+    """Every frame of every stack of the report, without its address (which
+    changes from run to run), counted."""
+    seen = {}
+    for k in T.LISTS:
+        for e in doc[k]:
+            for f in e["stack"]:
+                key = json.dumps({x: v for x, v in f.items() if x != "address"}, sort_keys=True)
+                seen[key] = seen.get(key, 0) + 1
+    return seen
+
+
+@T.test("rust: frames read from the symbol cache are the ones the debug info gives")
+def _():
+    csv()
+    cache = os.path.join(T.TMP, "xdg-cache", "heapscope")
+    out = os.path.join(T.TMP, "cache.hst")
+    docs = []
+    for opts in (["--no-cache"], [], []):  # afresh, then twice with the cache
+        if os.path.exists(out):
+            os.unlink(out)
+        p = T.run([T.HEAPSCOPE, "record", *opts, "-o", out, "--", rust_binary()], cwd=CSV_DIR)
+        eq(p.returncode, 0, f"record {' '.join(opts)} exit status")
+        docs.append(frames_of(T.report_json(out, "--top", "0")))
+        if not opts:
+            check(any(n.startswith("sym-") for n in os.listdir(cache)), f"no cache file in {cache}")
+    check(len(docs[0]) > 50, f"only {len(docs[0])} distinct frames")
+    check(any('"inlined": true' in f for f in docs[0]) and any("libc" in f for f in docs[0]),
+          "no inlined frame or no libc frame to compare")
+    eq(docs[1], docs[0], "frames with the cache being filled vs without it")
+    eq(docs[2], docs[0], "frames from the cache vs without it")
 
 
 @T.test("rust: valgrind agrees")

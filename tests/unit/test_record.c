@@ -684,7 +684,7 @@ static void scenario_symbols(void)
 	new_node(shm.h, ip, a, 0);
 	new_node(shm.h, 0x10, a, 0);
 	uint64_t nsyms = 0;
-	int ret = rec_symbols_write(w, shm.h, atomic_load(&shm.h->nodes_used), mods, 1, &nsyms);
+	int ret = rec_symbols_write(w, shm.h, atomic_load(&shm.h->nodes_used), mods, 1, -1, &nsyms);
 	trace_writer_close(w);
 	check(ret == 0 && nsyms == 2, "each distinct ip resolved once (%d, %llu symbols)", ret, (unsigned long long)nsyms);
 

@@ -13,10 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "symbols/symbols.h"
+#include "symbols/symcache.h"
 
 #include "check.h"
 
@@ -335,6 +338,168 @@ static void test_cxx_chain(const char *srcdir, const char *tmpdir)
 	sym_close(c);
 }
 
+/* The one cache file in dir: its name into name; -1 when not exactly one. */
+static int only_cache_file(const char *dir, char *name, size_t size)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "sym-", 4) && n++ == 0)
+			snprintf(name, size, "%s/%s", dir, e->d_name);
+	closedir(d);
+	return n == 1 ? 0 : -1;
+}
+
+/* The innermost function name at the program's return address, resolved
+ * through a fresh context using the cache in dirfd (-1: none). */
+static const char *resolve_h(int dirfd, const char *exe, const struct run *r, char *buf, size_t size)
+{
+	struct sym_ctx *c = NULL;
+	struct sym_frame fr[8];
+	int n;
+
+	if (sym_open(&c))
+		return NULL;
+	sym_use_cache(c, dirfd);
+	sym_add_module(c, exe, r->bias, r->start, r->end);
+	n = sym_resolve(c, r->ra, 1, fr, 8, NULL, NULL);
+	snprintf(buf, size, "%s", n == 3 ? show(fr[0].function) : "(not 3 frames)");
+	check(sym_save_cache(c) == 0, "sym_save_cache");
+	sym_close(c);
+	return buf;
+}
+
+/* Strings of a cache file loaded by the test itself: copies, freed at the end. */
+struct dups {
+	char *v[256];
+	int n;
+};
+
+static const char *intern_dup(void *ctx, const char *s, size_t len)
+{
+	struct dups *d = ctx;
+
+	if (d->n == 256)
+		return NULL;
+	return d->v[d->n++] = strndup(s, len);
+}
+
+/* Rewrites the cache file at path with h renamed to name: the same key, a
+ * valid file. 0 on success. */
+static int rename_h_in_cache(int dirfd, const char *exe, const char *path, const char *name)
+{
+	unsigned char buf[1 << 16];
+	struct symcache sc = { 0 };
+	struct dups dups = { .n = 0 };
+	uint32_t key_len;
+	int fd = open(path, O_RDONLY), ret = -1;
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n < 12)
+		return -1;
+	memcpy(&key_len, buf + 8, 4);
+	if (12 + (size_t)key_len > (size_t)n ||
+	    symcache_load(dirfd, exe, (char *)buf + 12, key_len, &sc, intern_dup, &dups))
+		ret = -2;
+	for (size_t i = 0; i < sc.n; i++)
+		for (int k = 0; k < sc.v[i].n; k++)
+			if (streq(sc.v[i].frames[k].function, "h")) {
+				sc.v[i].frames[k].function = name;
+				ret = 0;
+			}
+	if (!ret)
+		ret = symcache_save(dirfd, exe, (char *)buf + 12, key_len, &sc);
+	symcache_clear(&sc);
+	while (dups.n)
+		free(dups.v[--dups.n]);
+	return ret;
+}
+
+/*
+ * The on-disk cache: a second context answers from it; a file that is
+ * corrupt, a link, open to others, or made for another version of the
+ * program is not believed.
+ */
+static void test_cache(const char *srcdir, const char *tmpdir)
+{
+	char exe[PATH_MAX], xdg[PATH_MAX], dir[PATH_MAX + 16], file[PATH_MAX + 300], other[PATH_MAX + 16], got[128];
+	struct run r = { 0 };
+	struct stat st;
+	int dirfd;
+
+	if (build_and_run(srcdir, tmpdir, "inline_chain.c", env_or("CC", "cc"), exe, sizeof(exe), &r))
+		return;
+	snprintf(xdg, sizeof(xdg), "%s/xdg", tmpdir);
+	snprintf(dir, sizeof(dir), "%s/heapscope", xdg);
+	mkdir(xdg, 0755);
+	setenv("XDG_CACHE_HOME", xdg, 1);
+	dirfd = symcache_open_dir();
+	memset(&st, 0, sizeof(st));
+	stat(dir, &st);
+	check(dirfd >= 0 && (st.st_mode & 0777) == 0700, "cache directory created under XDG_CACHE_HOME, mode 0700 (got %o)",
+	      (unsigned)(st.st_mode & 0777));
+	if (dirfd < 0)
+		return;
+
+	check(streq(resolve_h(dirfd, exe, &r, got, sizeof(got)), "h"), "first run resolves h (got %s)", got);
+	check(only_cache_file(dir, file, sizeof(file)) == 0 && !stat(file, &st) && (st.st_mode & 0777) == 0600,
+	      "one cache file, mode 0600");
+	check(streq(resolve_h(dirfd, exe, &r, got, sizeof(got)), "h"), "second run, from the cache: h (got %s)", got);
+
+	/* a valid file that says otherwise is what the cache answers: proof
+	 * that the second run read it */
+	check(rename_h_in_cache(dirfd, exe, file, "h_from_cache") == 0, "cache file rewritten with h renamed");
+	check(streq(resolve_h(dirfd, exe, &r, got, sizeof(got)), "h_from_cache"),
+	      "the cache answers when its key matches (got %s)", got);
+
+	/* one byte changed: the checksum fails, the DWARF answers (and the
+	 * file is written again) */
+	int fd = open(file, O_RDWR);
+	unsigned char b = 0;
+	check(fd >= 0 && pread(fd, &b, 1, 20) == 1, "read a byte of the cache file");
+	b ^= 0x20;
+	check(fd >= 0 && pwrite(fd, &b, 1, 20) == 1, "change a byte of the cache file");
+	if (fd >= 0)
+		close(fd);
+	check(streq(resolve_h(dirfd, exe, &r, got, sizeof(got)), "h"), "a corrupt file is ignored (got %s)", got);
+
+	/* open to others: ignored */
+	check(rename_h_in_cache(dirfd, exe, file, "h_from_cache") == 0 && chmod(file, 0644) == 0,
+	      "cache file rewritten, then made readable by others");
+	check(streq(resolve_h(dirfd, exe, &r, got, sizeof(got)), "h"), "a file open to others is ignored (got %s)",
+	      got);
+
+	/* a link to a valid file: not followed */
+	snprintf(other, sizeof(other), "%s/elsewhere", tmpdir);
+	check(rename_h_in_cache(dirfd, exe, file, "h_from_cache") == 0 && rename(file, other) == 0 &&
+		      symlink(other, file) == 0,
+	      "cache file moved away, a link in its place");
+	check(streq(resolve_h(dirfd, exe, &r, got, sizeof(got)), "h"), "a link is not followed (got %s)", got);
+	check(!lstat(file, &st) && S_ISREG(st.st_mode), "the link is replaced by a file of ours");
+
+	/* the program rebuilt (here: its time changed): another key */
+	check(rename_h_in_cache(dirfd, exe, file, "h_from_cache") == 0, "cache file rewritten with h renamed");
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 12345, 0 } };
+	check(utimensat(AT_FDCWD, exe, ts, 0) == 0, "program's mtime changed");
+	check(streq(resolve_h(dirfd, exe, &r, got, sizeof(got)), "h"), "a changed program is resolved afresh (got %s)",
+	      got);
+	close(dirfd);
+
+	/* a cache directory open to others is not used */
+	chmod(dir, 0755);
+	dirfd = symcache_open_dir();
+	check(dirfd < 0, "a cache directory open to others is refused");
+	if (dirfd >= 0)
+		close(dirfd);
+	unsetenv("XDG_CACHE_HOME");
+}
+
 int main(void)
 {
 	char srcdir[PATH_MAX], tmpdir[] = "/tmp/test_symbols.XXXXXX", cmd[PATH_MAX + 32];
@@ -353,6 +518,7 @@ int main(void)
 	if (dir) {
 		test_inline_chain(srcdir, dir);
 		test_cxx_chain(srcdir, dir);
+		test_cache(srcdir, dir);
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not remove %s\n", dir);
