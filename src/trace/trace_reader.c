@@ -371,7 +371,11 @@ static int decode(struct trace_reader *r, struct trace_record *rec)
 		rec->u.map.old_size = get_u(r);
 		rec->u.map.prot = get_u(r);
 		rec->u.map.flags = get_u(r);
-		rec->u.map.fd = (int64_t)get_u(r) - 1;
+		/* fd + 1: a descriptor is an int */
+		uint64_t fd = get_u(r);
+		if (fd > (uint64_t)INT32_MAX + 1)
+			return fail(r, "corrupt map record: fd+1 %llu", (unsigned long long)fd);
+		rec->u.map.fd = (int64_t)fd - 1;
 		break;
 	}
 	case TR_MALLINFO:

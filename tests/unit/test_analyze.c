@@ -801,6 +801,32 @@ static void test_format(void)
 	free(buf);
 }
 
+/* A TR_MAP whose fd+1 no int can hold: the record is corrupt (it was
+ * undefined behaviour in the reader: (int64_t)2^63 - 1). */
+static void test_map_fd(void)
+{
+	char err[512] = "";
+	struct model *m = NULL;
+	const char *path = tpath("mapfd.hst");
+	struct trace_writer *w;
+	check(trace_writer_open(&w, path, 1) == 0, "write the map trace");
+	st_alloc(w, 10, 0, HS_EV_MALLOC, 1, 10, 0x100);
+	tw_begin(w, TR_MAP);
+	tw_time(w, 20);
+	for (int i = 0; i < 9; i++) /* thread, kind ... flags */
+		tw_u(w, 0);
+	tw_u(w, 1ull << 63);
+	tw_end(w);
+	trace_writer_close(w);
+	int ret = model_load(&m, path, err, sizeof(err));
+	check(ret == 0 && !m->sum.complete && m->sum.gap == MODEL_GAP_CORRUPT, "fd+1 2^63: loads, marked incomplete (CORRUPT)");
+	if (!ret) {
+		check_u("allocations before it", m->sum.allocations, 1);
+		check_contains("reason", m->sum.incomplete_reason, "corrupt map record: fd+1 9223372036854775808");
+		model_free(m);
+	}
+}
+
 /* Ids far apart, as a damaged or hostile trace may name them: the model's
  * tables hold what the trace has (3 processes, 3 threads, 1 stack), not
  * every index up to the largest, and the processes come out in index order
@@ -871,9 +897,10 @@ int main(void)
 	test_not_a_trace();
 	test_format();
 	test_sparse_ids();
+	test_map_fd();
 
 	const char *names[] = { "main.hst", "edges.hst", "blocks.hst", "cut.hst", "corrupt.hst",
-				"text.hst", "version.hst", "empty.hst", "random.hst", "sparse.hst" };
+				"text.hst", "version.hst", "empty.hst", "random.hst", "sparse.hst", "mapfd.hst" };
 	/* HS_KEEP=1 keeps the traces, to look at them with 'heapscope report' */
 	if (getenv("HS_KEEP")) {
 		fprintf(stderr, "traces kept in %s\n", dir);
