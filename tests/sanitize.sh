@@ -18,6 +18,10 @@ trap 'rm -rf "$tmp"' EXIT
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:allocator_may_return_null=1}
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS UBSAN_OPTIONS
+# the symbol cache of these recordings is their own, not the user's
+XDG_CACHE_HOME=$tmp/xdg-cache
+mkdir -p "$XDG_CACHE_HOME"
+export XDG_CACHE_HOME
 
 ok() { passed=$((passed + 1)); echo "ok   sanitize: $1"; }
 bad() {
