@@ -52,8 +52,10 @@ $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec -c $< -o $@
 
+# libgcc_s: its unwinder takes the stacks of signal handlers that interrupt
+# our own unwinding (stack.c); named though no symbol is linked from it.
 $(BUILD)/libheapscope.so: $(PRELOAD_OBJ)
-	$(CC) -shared -o $@ $^ $(shell pkg-config --libs libunwind 2>/dev/null || echo -lunwind) -ldl -lpthread -Wl,-z,nodelete
+	$(CC) -shared -o $@ $^ $(shell pkg-config --libs libunwind 2>/dev/null || echo -lunwind) -Wl,--push-state,--no-as-needed -lgcc_s -Wl,--pop-state -ldl -lpthread -Wl,-z,nodelete
 
 $(BUILD)/libheapscope-core.a: $(CORE_OBJ)
 	@rm -f $@

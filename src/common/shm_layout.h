@@ -20,7 +20,9 @@
  *            appended lock-free by any thread (id from an atomic counter)
  *   hash     open-addressing index (parent, ip) -> node id, for interning
  *   rings    one single-producer/single-consumer ring of fixed-size events per
- *            live thread (claimed on a thread's first event, recycled after exit)
+ *            live thread (claimed on a thread's first event, recycled after
+ *            exit), and a second one for a thread whose signal handler
+ *            allocated while it was recording an event
  *   smaps    /proc/self/smaps of one exiting process at a time (text)
  *
  * Address spaces: a stack node means something only in the address space
@@ -38,7 +40,7 @@
 #include "hs_clock.h"
 
 #define HS_SHM_MAGIC 0x314d4853u /* "HSM1" */
-#define HS_SHM_VERSION 5u
+#define HS_SHM_VERSION 6u
 #define HS_SHM_ENV "HEAPSCOPE_SHM"   /* <recorder pid>:<fd>:<nonce> */
 
 #define HS_RING_EVENTS (1u << 15)  /* 32768 events x 32 B = 1 MiB per ring */
@@ -123,13 +125,23 @@ enum hs_ring_state { HS_RING_FREE = 0, HS_RING_OWNED = 1, HS_RING_CLOSED = 2 };
  * Any event published later by a ring that was not busy has time > T; a busy
  * ring's next event has time >= its last published one. The recorder merges
  * rings in time order up to that watermark.
- * Claim: a thread CASes a FREE ring to OWNED, sets tid, pid and proc,
- * increments gen (release) before publishing any event. The consumer loads
- * head (acquire) and then gen: events it sees belong to that gen's thread.
- * At thread exit the owner stores CLOSED; the recorder drains a CLOSED ring
- * and stores FREE. A ring whose thread died without closing it (killed, or
- * its image replaced by exec) is drained and freed by the recorder.
- * A realloc publishes two events (free, then allocation) at once.
+ * Claim: a thread CASes a FREE ring to OWNED, sets tid, pid, proc and
+ * serial, increments gen (release) before publishing any event. The consumer
+ * loads head (acquire) and then gen: events it sees belong to that gen's
+ * thread. At thread exit the owner stores CLOSED; the recorder drains a
+ * CLOSED ring and stores FREE. A ring whose thread died without closing it
+ * (killed, or its image replaced by exec) is drained and freed by the
+ * recorder. A realloc publishes two events (free, then allocation) at once.
+ *
+ * Nested events: a signal handler that allocates while its thread is between
+ * busy=1 and busy=0 cannot write to that ring (one event at a time). Its
+ * event goes to the thread's second ring, claimed the same way the first
+ * time it is needed and closed at thread exit like the first. Each ring keeps
+ * the protocol above on its own, so the recorder merges the two by time like
+ * any others. A thread's rings carry the same serial (a number the thread
+ * takes from the header's threads counter before its first claim): the
+ * recorder knows its events by it, whatever ring they came from. A handler
+ * that allocates during a nested event (a third level) is counted dropped.
  */
 struct hs_ring {
 	_Atomic uint32_t state;
@@ -139,7 +151,8 @@ struct hs_ring {
 	_Atomic uint64_t head;   /* events published (producer) */
 	uint32_t pid;            /* its process (thread group) id */
 	uint32_t proc;           /* its process table index */
-	char pad0[32];
+	uint32_t serial;         /* its thread, numbered across the whole tree (1, 2, ...) */
+	char pad0[28];
 	_Atomic uint64_t tail;   /* events consumed (recorder) */
 	char pad1[56];
 	struct hs_event ev[HS_RING_EVENTS];
@@ -244,6 +257,8 @@ struct hs_shm_header {
 	uint64_t smaps_time;               /* clock ns when it was read */
 	uint64_t smaps_len;                /* bytes of text at smaps_off */
 	struct hs_clock clock;             /* every time in this memory is read with it */
+	_Atomic uint32_t threads;          /* serial numbers taken (hs_ring.serial) */
+	uint32_t pad2;
 };
 
 #define HS_OPT_NO_FREERES 1u

@@ -54,7 +54,6 @@ int pl_resolve_real(void)
 	RESOLVE(free);
 	RESOLVE(calloc);
 	RESOLVE(realloc);
-	RESOLVE(reallocarray);
 	RESOLVE(posix_memalign);
 	RESOLVE(aligned_alloc);
 	RESOLVE(memalign);

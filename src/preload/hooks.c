@@ -29,13 +29,39 @@ static inline int tracking(const struct pl_thread *t)
 	return pl_active && !t->in_hook;
 }
 
-/* A call nested in one of our events comes from a signal handler: the
- * event being written cannot be interrupted by another, so it is lost, and
- * said so. */
-static inline void nested(const struct pl_thread *t, unsigned n)
+/*
+ * A call nested in one of our events comes from a signal handler: the real
+ * functions the hooks call do not call the public ones (see reallocarray).
+ * The ring is mid-event, so the nested event goes to the thread's second
+ * ring: t->ring points there while it is recorded, and back at the first
+ * one after, before the interrupted event goes on. Its stack is captured
+ * without libunwind, which the interrupted event may be inside of
+ * (stack.c). A call nested in that again is counted as dropped.
+ */
+static inline int nestable(const struct pl_thread *t)
 {
-	if (pl_active && t->in_hook == PL_IN_EVENT)
+	return pl_active && t->in_hook == PL_IN_EVENT;
+}
+
+static inline void nested_drop(const struct pl_thread *t, unsigned n)
+{
+	if (pl_active && t->in_hook == PL_IN_NESTED)
 		atomic_fetch_add_explicit(&pl_shm->dropped, n, memory_order_relaxed);
+}
+
+static inline struct hs_ring *nested_enter(struct pl_thread *t)
+{
+	struct hs_ring *outer = t->ring;
+	t->in_hook = PL_IN_NESTED;
+	t->ring = t->ring2;
+	return outer;
+}
+
+static inline void nested_leave(struct pl_thread *t, struct hs_ring *outer)
+{
+	t->ring2 = t->ring;
+	t->ring = outer;
+	t->in_hook = PL_IN_EVENT;
 }
 
 /* Requested size, and above it what the allocator's rounding added. */
@@ -48,18 +74,26 @@ static uint64_t pack_size(void *p, size_t size)
 	return ((uint64_t)size & HS_SIZE_MASK) | slack << HS_SIZE_BITS;
 }
 
+/* A stack for the event: a nested one is captured the signal-safe way. */
+static inline uint32_t capture(struct pl_thread *t, uint16_t *flags)
+{
+	return t->in_hook == PL_IN_NESTED ? pl_stack_capture_nested(flags) : pl_stack_capture(t, flags);
+}
+
 static void record_alloc(struct pl_thread *t, unsigned kind, void *p, size_t size)
 {
 	int saved = errno;
 	uint16_t flags = 0;
 	uint64_t now;
-	uint32_t stack = pl_stack_capture(t, &flags);
+	uint32_t stack = capture(t, &flags);
 	if (pl_event_begin(t, 1, &now) == 0) {
 		*pl_event_slot(t, 0) = (struct hs_event){ .time = now, .addr = (uintptr_t)p,
 							 .size = pack_size(p, size), .stack = stack,
 							 .kind = (uint16_t)kind, .flags = flags };
 		pl_event_publish(t, 1);
-		pl_sample_allocator(t, now);
+		/* not in a signal handler: mallinfo2 takes the arena locks */
+		if (t->in_hook == PL_IN_EVENT)
+			pl_sample_allocator(t, now);
 	}
 	errno = saved;
 }
@@ -71,23 +105,20 @@ static void *track_alloc(unsigned kind, void *p, size_t size)
 		t->in_hook = PL_IN_EVENT;
 		record_alloc(t, kind, p, size);
 		t->in_hook = 0;
+	} else if (p && nestable(t)) {
+		struct hs_ring *outer = nested_enter(t);
+		record_alloc(t, kind, p, size);
+		nested_leave(t, outer);
 	} else if (p) {
-		nested(t, 1);
+		nested_drop(t, 1);
 	}
 	return p;
 }
 
 /* The free event is stamped before the block goes back to the allocator. */
-static void track_free(unsigned kind, void *p)
+static void record_free(struct pl_thread *t, unsigned kind, void *p)
 {
-	struct pl_thread *t = &pl_self;
 	uint64_t now;
-	if (!tracking(t)) {
-		nested(t, 1);
-		pl_real.free(p);
-		return;
-	}
-	t->in_hook = PL_IN_EVENT;
 	int saved = errno;
 	if (pl_event_begin(t, 1, &now) == 0) {
 		*pl_event_slot(t, 0) = (struct hs_event){ .time = now, .addr = (uintptr_t)p, .kind = (uint16_t)kind };
@@ -97,7 +128,23 @@ static void track_free(unsigned kind, void *p)
 		pl_real.free(p);
 	}
 	errno = saved;
-	t->in_hook = 0;
+}
+
+static void track_free(unsigned kind, void *p)
+{
+	struct pl_thread *t = &pl_self;
+	if (tracking(t)) {
+		t->in_hook = PL_IN_EVENT;
+		record_free(t, kind, p);
+		t->in_hook = 0;
+	} else if (nestable(t)) {
+		struct hs_ring *outer = nested_enter(t);
+		record_free(t, kind, p);
+		nested_leave(t, outer);
+	} else {
+		nested_drop(t, 1);
+		pl_real.free(p);
+	}
 }
 
 PL_EXPORT void *malloc(size_t size)
@@ -169,32 +216,18 @@ static void *realloc_boot(void *p, size_t size)
  * Both events are reserved before the call, so the free is stamped before the
  * old block can be reused; a failed realloc changed nothing and is aborted.
  */
-static void *track_realloc(unsigned kind, void *p, size_t size, void *(*call)(void *, size_t, size_t), size_t n)
+static void *record_realloc(struct pl_thread *t, unsigned kind, void *p, size_t size)
 {
-	struct pl_thread *t = &pl_self;
 	uint64_t t_free, t_alloc;
-	if (!tracking(t)) {
-		void *q = call(p, size, n);
-		if (q || !size)
-			nested(t, (p ? 1u : 0u) + (q ? 1u : 0u));
-		return q;
-	}
-	if (!p) {
-		void *q = call(p, size, n);
-		return track_alloc(kind, q, size);
-	}
-	t->in_hook = PL_IN_EVENT;
 	int saved = errno;
 	uint16_t flags = 0;
-	uint32_t stack = pl_stack_capture(t, &flags);
+	uint32_t stack = capture(t, &flags);
 	if (pl_event_begin(t, 2, &t_free) != 0) {
 		errno = saved;
-		void *q = call(p, size, n);
-		t->in_hook = 0;
-		return q;
+		return pl_real.realloc(p, size);
 	}
 	errno = saved;
-	void *q = call(p, size, n);
+	void *q = pl_real.realloc(p, size);
 	int err = errno;
 	if (!q && size) {
 		pl_event_abort(t); /* failed: the old block is untouched */
@@ -213,20 +246,32 @@ static void *track_realloc(unsigned kind, void *p, size_t size, void *(*call)(vo
 		pl_event_publish(t, nev);
 	}
 	errno = err;
-	t->in_hook = 0;
 	return q;
 }
 
-static void *call_realloc(void *p, size_t size, size_t unused)
+static void *track_realloc(unsigned kind, void *p, size_t size)
 {
-	(void)unused;
-	return pl_real.realloc(p, size);
-}
-
-static void *call_reallocarray(void *p, size_t size, size_t n)
-{
-	/* size is n * elem here; pass the original pair to keep libc's overflow check */
-	return pl_real.reallocarray(p, n, size / (n ? n : 1));
+	struct pl_thread *t = &pl_self;
+	if (!p) {
+		void *q = pl_real.realloc(p, size);
+		return track_alloc(kind, q, size);
+	}
+	if (tracking(t)) {
+		t->in_hook = PL_IN_EVENT;
+		void *q = record_realloc(t, kind, p, size);
+		t->in_hook = 0;
+		return q;
+	}
+	if (nestable(t)) {
+		struct hs_ring *outer = nested_enter(t);
+		void *q = record_realloc(t, kind, p, size);
+		nested_leave(t, outer);
+		return q;
+	}
+	void *q = pl_real.realloc(p, size);
+	if (q || !size)
+		nested_drop(t, 1u + (q ? 1u : 0u));
+	return q;
 }
 
 PL_EXPORT void *realloc(void *p, size_t size)
@@ -234,9 +279,12 @@ PL_EXPORT void *realloc(void *p, size_t size)
 	if (pl_is_boot_ptr(p))
 		return realloc_boot(p, size);
 	ENSURE_REAL(realloc, pl_boot_alloc(size, 16));
-	return track_realloc(HS_EV_REALLOC, p, size, call_realloc, 0);
+	return track_realloc(HS_EV_REALLOC, p, size);
 }
 
+/* The overflow check here, then the real realloc: libc's reallocarray would
+ * call realloc through its public symbol, into our hook again, nested in
+ * this event like a signal handler's call. */
 PL_EXPORT void *reallocarray(void *p, size_t n, size_t elem)
 {
 	size_t size;
@@ -247,9 +295,7 @@ PL_EXPORT void *reallocarray(void *p, size_t n, size_t elem)
 	if (pl_is_boot_ptr(p))
 		return realloc_boot(p, size);
 	ENSURE_REAL(realloc, NULL);
-	if (!pl_real.reallocarray)
-		return track_realloc(HS_EV_REALLOCARRAY, p, size, call_realloc, 0);
-	return track_realloc(HS_EV_REALLOCARRAY, p, size, call_reallocarray, n);
+	return track_realloc(HS_EV_REALLOCARRAY, p, size);
 }
 
 PL_EXPORT int posix_memalign(void **out, size_t align, size_t size)

@@ -136,8 +136,11 @@ static void after_fork_parent(void)
 
 static void after_fork_child(void)
 {
-	/* its thread must not publish into, or close, the parent's ring */
+	/* its thread must not publish into, or close, the parent's rings; it is
+	 * a new thread of the trace */
 	pl_self.ring = NULL;
+	pl_self.ring2 = NULL;
+	pl_self.serial = 0;
 	pl_unwind_fork_done(1);
 	pl_pid = (uint32_t)syscall(SYS_getpid);
 	if (!pl_follow || pl_proc_forked() < 0)
@@ -213,6 +216,7 @@ void pl_ensure_init(void)
 __attribute__((constructor)) static void pl_constructor(void)
 {
 	pl_ensure_init();
+	pl_stack_init_nested();
 }
 
 /* Threads of the process, from /proc/self/status, read without stdio. */

@@ -20,7 +20,6 @@ struct pl_real {
 	void (*free)(void *);
 	void *(*calloc)(size_t, size_t);
 	void *(*realloc)(void *, size_t);
-	void *(*reallocarray)(void *, size_t, size_t);
 	int (*posix_memalign)(void **, size_t, size_t);
 	void *(*aligned_alloc)(size_t, size_t);
 	void *(*memalign)(size_t, size_t);
@@ -32,7 +31,9 @@ extern struct pl_real pl_real;
 
 /* Per-thread state, initial-exec TLS so touching it never allocates. */
 struct pl_thread {
-	struct hs_ring *ring;
+	struct hs_ring *ring;   /* the ring pl_event_* write to */
+	struct hs_ring *ring2;  /* its second ring, for events nested in one on the first */
+	uint32_t serial;    /* this thread in the trace (hs_ring.serial); 0 until its first ring */
 	uint32_t in_hook;   /* reentrancy guard: nested calls pass through untracked */
 	uint32_t in_unwind; /* inside libunwind: its pipe is made our way (hooks_fd.c) */
 	uint32_t depth;     /* frames in the cached stack below */
@@ -41,9 +42,12 @@ struct pl_thread {
 };
 
 /* in_hook values: recording an event (a call nested in it can only come
- * from a signal handler, and is counted as dropped), or our own code that
- * may allocate (nested calls are ours, not the program's). */
+ * from a signal handler: it is recorded on the thread's second ring, see
+ * hooks.c), recording such a nested event (a call nested in that is counted
+ * as dropped), or our own code that may allocate (nested calls are ours,
+ * not the program's). */
 #define PL_IN_EVENT 1u
+#define PL_IN_NESTED 2u
 #define PL_IN_INTERNAL 0x100u
 
 extern __thread struct pl_thread pl_self __attribute__((tls_model("initial-exec")));
@@ -102,7 +106,11 @@ int pl_recorder_alive(void);             /* not gone, not a zombie (a syscall or
 
 /* stack.c: captures the caller's stack and interns it; returns the leaf node id. */
 uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags);
+/* The same from a signal handler that interrupted one of our events: no
+ * libunwind, and the thread's cached stack is left alone. */
+uint32_t pl_stack_capture_nested(uint16_t *flags);
 int pl_stack_init(void);                 /* takes this image's root node; -1 when the trie is full */
+void pl_stack_init_nested(void);         /* loads the unwinder of nested captures: from the constructor */
 void pl_unwind_enter(void);
 void pl_unwind_leave(void);
 void pl_unwind_fork_prepare(void);       /* no thread inside libunwind across fork */

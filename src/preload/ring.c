@@ -4,6 +4,8 @@
  * event: a seq_cst store of `busy`, the clock, a copy, a release store.
  * The clock is the recording's (hs_clock.h): the TSC, read after the store
  * of `busy` has completed, where the recorder calibrated it.
+ * The functions write to t->ring; for an event nested in another (a signal
+ * handler's), hooks.c points it at the thread's second ring meanwhile.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,13 +58,19 @@ static void on_thread_exit(void *arg)
 	pl_thread_release();
 }
 
+/* Both rings go back; each is dropped from the thread before it is closed,
+ * so that a signal handler running meanwhile claims a new one rather than
+ * write to a closed ring. */
 void pl_thread_release(void)
 {
 	struct pl_thread *t = &pl_self;
-	if (t->ring) {
-		atomic_store_explicit(&t->ring->state, HS_RING_CLOSED, memory_order_release);
-		t->ring = NULL;
-	}
+	struct hs_ring *r = t->ring, *r2 = t->ring2;
+	t->ring = NULL;
+	t->ring2 = NULL;
+	if (r)
+		atomic_store_explicit(&r->state, HS_RING_CLOSED, memory_order_release);
+	if (r2)
+		atomic_store_explicit(&r2->state, HS_RING_CLOSED, memory_order_release);
 	t->depth = 0;
 }
 
@@ -71,7 +79,19 @@ int pl_ring_init(void)
 	return pthread_key_create(&exit_key, on_thread_exit);
 }
 
-static struct hs_ring *claim_once(int *closed)
+/* The thread's serial number, taken before its first claim. A CAS on the
+ * thread's own field: a signal handler's nested claim may take one first,
+ * and then both rings must carry the same. */
+static uint32_t thread_serial(struct pl_thread *t)
+{
+	if (!t->serial) {
+		uint32_t none = 0, s = atomic_fetch_add_explicit(&pl_shm->threads, 1, memory_order_relaxed) + 1;
+		atomic_compare_exchange_strong((_Atomic uint32_t *)&t->serial, &none, s);
+	}
+	return t->serial;
+}
+
+static struct hs_ring *claim_once(uint32_t serial, int *closed)
 {
 	struct hs_ring *rings = HS_SHM_AT(pl_shm, pl_shm->rings_off, struct hs_ring);
 	*closed = 0;
@@ -86,6 +106,7 @@ static struct hs_ring *claim_once(int *closed)
 		r->tid = (uint32_t)syscall(SYS_gettid);
 		r->pid = pl_pid;
 		r->proc = pl_proc;
+		r->serial = serial;
 		/* gen is bumped before any event of this thread is published */
 		atomic_fetch_add_explicit(&r->gen, 1, memory_order_release);
 		/* keys below PTHREAD_KEY_2NDLEVEL_SIZE live in the thread: no malloc */
@@ -99,11 +120,12 @@ static struct hs_ring *claim_once(int *closed)
  * frees them on its next round, so wait for that rather than lose events.
  * When every ring is owned by a live thread, the events are dropped and
  * counted. */
-static struct hs_ring *claim(void)
+static struct hs_ring *claim(struct pl_thread *t)
 {
 	int closed;
+	uint32_t serial = thread_serial(t);
 	for (unsigned spins = 0;; spins++) {
-		struct hs_ring *r = claim_once(&closed);
+		struct hs_ring *r = claim_once(serial, &closed);
 		if (r || !closed)
 			return r;
 		if ((spins & 255) == 255 && !pl_recorder_alive()) {
@@ -174,7 +196,7 @@ int pl_event_begin(struct pl_thread *t, unsigned n, uint64_t *time_out)
 {
 	struct hs_ring *r = t->ring;
 	if (!r) {
-		r = claim();
+		r = claim(t);
 		if (!r) {
 			atomic_fetch_add_explicit(&pl_shm->dropped, n, memory_order_relaxed);
 			return -1;

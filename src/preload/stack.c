@@ -10,9 +10,13 @@
  * something in one space only. A fork child keeps the root of its parent.
  */
 #define UNW_LOCAL_ONLY
+#include <dlfcn.h>
 #include <libunwind.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <unwind.h>
 
 #include "preload.h"
 
@@ -46,8 +50,21 @@ static inline uint32_t slot_of(uint64_t ip, uint32_t parent)
 	return (uint32_t)h & (HS_HASH_SLOTS - 1);
 }
 
+/* A new address outside every known object: a dlopen happened, log it.
+ * Not when this thread holds the log's lock already: a nested capture
+ * interrupted its own snapshot, which would wait for itself. */
+static void new_object(uint64_t ip, int nested)
+{
+	if (pl_modules_contains(ip))
+		return;
+	if (nested && atomic_load_explicit(&pl_shm->modules_lock, memory_order_relaxed) ==
+			      (uint32_t)syscall(SYS_gettid))
+		return;
+	pl_modules_snapshot();
+}
+
 /* Returns the node id of (parent, ip), inserting it if new; 0 when full. */
-static uint32_t intern(uint64_t ip, uint32_t parent)
+static uint32_t intern(uint64_t ip, uint32_t parent, int nested)
 {
 	uint32_t i = slot_of(ip, parent), mine = 0;
 	for (uint32_t probes = 0; probes < HS_HASH_SLOTS; probes++, i = (i + 1) & (HS_HASH_SLOTS - 1)) {
@@ -60,9 +77,7 @@ static uint32_t intern(uint64_t ip, uint32_t parent)
 				nodes[mine].ip = ip;
 				nodes[mine].parent = parent;
 				atomic_store_explicit(&nodes[mine].ready, 1, memory_order_release);
-				/* a new address outside every known object: a dlopen happened */
-				if (!pl_modules_contains(ip))
-					pl_modules_snapshot();
+				new_object(ip, nested);
 			}
 			uint32_t expect = 0;
 			if (atomic_compare_exchange_strong_explicit(&slots[i], &expect, mine, memory_order_acq_rel,
@@ -141,7 +156,7 @@ uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags)
 	uint32_t parent = same ? t->ids[same - 1] : pl_root;
 	for (uint32_t j = same; j < depth; j++) {
 		uint64_t ip = (uint64_t)(uintptr_t)frames[depth - 1 - j];
-		uint32_t id = intern(ip, parent);
+		uint32_t id = intern(ip, parent, 0);
 		if (!id) {
 			*flags |= HS_EVF_TRUNCATED;
 			atomic_fetch_add_explicit(&pl_shm->truncated, 1, memory_order_relaxed);
@@ -154,4 +169,108 @@ uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags)
 	}
 	t->depth = depth;
 	return depth ? t->ids[depth - 1] : 0;
+}
+
+/*
+ * Nested captures: a signal handler allocates while its thread is inside one
+ * of our events, maybe inside libunwind. libunwind's per-thread caches (the
+ * trace cache of unw_backtrace, and with UNW_CACHE_PER_THREAD the register
+ * state cache of unw_step, which then takes no lock and masks no signal) are
+ * not re-entrant: a second unwind on the same thread could corrupt them
+ * under the first. So these stacks are taken with libgcc's unwinder, which
+ * shares nothing with libunwind and on its fast path takes no lock
+ * (_dl_find_object); it holds none of libunwind's mutexes either, so a
+ * nested capture does not count as inside libunwind for fork. It is set up
+ * by the constructor, before the program runs; without it a nested event
+ * has no stack.
+ */
+typedef _Unwind_Reason_Code (*gcc_backtrace_fn)(_Unwind_Trace_Fn, void *);
+typedef _Unwind_Ptr (*gcc_get_ip_info_fn)(struct _Unwind_Context *, int *);
+static gcc_backtrace_fn gcc_backtrace;
+static gcc_get_ip_info_fn gcc_get_ip_info;
+
+struct walk {
+	uint64_t ip[HS_MAX_DEPTH + 16];
+	int n;
+	int resumed;  /* index of the frame a signal interrupted, -1 */
+};
+
+static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg)
+{
+	struct walk *w = arg;
+	int exact = 0;
+	uint64_t ip = (uint64_t)gcc_get_ip_info(ctx, &exact);
+	if (w->n == HS_MAX_DEPTH + 16)
+		return _URC_END_OF_STACK;
+	/* the frame above a signal frame is at the interrupted instruction */
+	if (exact && w->resumed < 0)
+		w->resumed = w->n;
+	w->ip[w->n++] = ip;
+	return _URC_NO_REASON;
+}
+
+static void walk_stack(struct walk *w)
+{
+	w->n = 0;
+	w->resumed = -1;
+	if (gcc_backtrace)
+		gcc_backtrace(walk_frame, w);
+}
+
+void pl_stack_init_nested(void)
+{
+	if (!pl_active || gcc_backtrace)
+		return;
+	pl_self.in_hook += PL_IN_INTERNAL;
+	/* libunwind exports the same names, unversioned: asking for libgcc's
+	 * versions finds its own (a dependency of ours, so loaded) */
+	gcc_get_ip_info_fn ip_info = (gcc_get_ip_info_fn)dlvsym(RTLD_DEFAULT, "_Unwind_GetIPInfo", "GCC_4.2.0");
+	gcc_backtrace_fn bt = (gcc_backtrace_fn)dlvsym(RTLD_DEFAULT, "_Unwind_Backtrace", "GCC_3.3");
+	if (bt && ip_info) {
+		struct walk w;
+		gcc_get_ip_info = ip_info;
+		gcc_backtrace = bt;
+		walk_stack(&w); /* its one-time set-up, here */
+	}
+	pl_self.in_hook -= PL_IN_INTERNAL;
+}
+
+uint32_t pl_stack_capture_nested(uint16_t *flags)
+{
+	struct walk w;
+	walk_stack(&w);
+	/* Innermost first: our nested hook, the handler up to the signal frame,
+	 * then the event it interrupted (libunwind, libc, our hook) and the
+	 * program outside it. The interrupted event is ours: it is left out, up
+	 * to the outermost frame of this library. */
+	int n = w.n, k = 0, m = 0;
+	while (k < n && pl_in_self(w.ip[k]))
+		k++;
+	int last = -1;
+	for (int j = w.resumed >= k ? w.resumed : n; j < n; j++)
+		if (pl_in_self(w.ip[j]))
+			last = j;
+	for (int j = k; j < n; j++)
+		if (last < 0 || j < w.resumed || j > last)
+			w.ip[m++] = w.ip[j];
+	if (w.n == HS_MAX_DEPTH + 16 || m > HS_MAX_DEPTH) {
+		*flags |= HS_EVF_TRUNCATED;
+		atomic_fetch_add_explicit(&pl_shm->truncated, 1, memory_order_relaxed);
+		if (m > HS_MAX_DEPTH)
+			m = HS_MAX_DEPTH;
+	}
+	/* outermost first, from the root. The thread's cached stack is the
+	 * interrupted event's: not used, not changed. */
+	uint32_t parent = pl_root, depth = 0;
+	for (int j = m - 1; j >= 0; j--) {
+		uint32_t id = intern(w.ip[j], parent, 1);
+		if (!id) {
+			*flags |= HS_EVF_TRUNCATED;
+			atomic_fetch_add_explicit(&pl_shm->truncated, 1, memory_order_relaxed);
+			break;
+		}
+		parent = id;
+		depth++;
+	}
+	return depth ? parent : 0;
 }

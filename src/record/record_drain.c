@@ -46,6 +46,7 @@
 #define NO_INDEX UINT32_MAX
 #define CHUNK_PAGES 256                  /* residency is cached per chunk of pages */
 #define HASH_RECOUNT_NS 100000000ull     /* how often the sparse hash is recounted */
+#define MAX_SERIAL (1u << 24)             /* thread serials mapped (64 MiB at most) */
 
 /* An event copied out of a ring, tagged with the thread that wrote it (a
  * ring can change owner while its old events still wait here). */
@@ -107,6 +108,8 @@ struct rec_drain {
 	uint32_t heap[NQUEUES];
 	struct thr *thr;
 	size_t nthr, capthr;
+	uint32_t *by_serial;              /* thread serial -> d->thr index + 1, 0 = none yet */
+	size_t nserial;
 	uint32_t next_index;
 	uint32_t nodes_done;              /* next stack node id to write */
 	uint64_t node_wait_since;         /* when nodes_done was first seen unfilled */
@@ -194,6 +197,7 @@ void rec_drain_free(struct rec_drain *d)
 	if (!d)
 		return;
 	free(d->thr);
+	free(d->by_serial);
 	free(d->mods);
 	free(d->chunk_full);
 	for (size_t i = 0; i < NQUEUES; i++)
@@ -372,7 +376,7 @@ static int read_exit_smaps(struct rec_drain *d)
 	return queue_smaps(d, SMAPS_QUEUE, time, proc, TR_SMAPS_EXIT, m);
 }
 
-static int new_thread(struct rec_drain *d, const struct hs_ring *r, uint32_t *idx)
+static int new_thread(struct rec_drain *d, uint32_t tid, uint32_t pid, uint32_t proc, uint32_t *idx)
 {
 	if (d->nthr == d->capthr) {
 		size_t cap = d->capthr ? d->capthr * 2 : 64;
@@ -382,9 +386,39 @@ static int new_thread(struct rec_drain *d, const struct hs_ring *r, uint32_t *id
 		d->thr = t;
 		d->capthr = cap;
 	}
-	d->thr[d->nthr] = (struct thr){ .tid = r->tid, .pid = r->pid, .proc = r->proc, .index = NO_INDEX };
+	d->thr[d->nthr] = (struct thr){ .tid = tid, .pid = pid, .proc = proc, .index = NO_INDEX };
 	*idx = (uint32_t)d->nthr++;
 	return 0;
+}
+
+/* The thread of a ring's owner. A thread's rings (its own and the one for
+ * its signal handlers' events) carry its serial number: the first one seen
+ * makes the entry, the others find it. A serial past MAX_SERIAL (a broken
+ * producer) makes an entry per claim. */
+static int thread_of(struct rec_drain *d, uint32_t serial, uint32_t tid, uint32_t pid, uint32_t proc,
+		     uint32_t *idx)
+{
+	if (!serial || serial >= MAX_SERIAL)
+		return new_thread(d, tid, pid, proc, idx);
+	if (serial >= d->nserial) {
+		size_t n = d->nserial ? d->nserial : 1024;
+		while (n <= serial)
+			n *= 2;
+		uint32_t *v = realloc(d->by_serial, n * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		memset(v + d->nserial, 0, (n - d->nserial) * sizeof(*v));
+		d->by_serial = v;
+		d->nserial = n;
+	}
+	if (d->by_serial[serial]) {
+		*idx = d->by_serial[serial] - 1;
+		return 0;
+	}
+	int ret = new_thread(d, tid, pid, proc, idx);
+	if (!ret)
+		d->by_serial[serial] = *idx + 1;
+	return ret;
 }
 
 /* Writes stack nodes up to the trie's counter, stopping at the first one
@@ -735,7 +769,7 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 	/* gen after head: a published event implies its owner's gen and tid */
 	uint32_t gen = atomic_load_explicit(&r->gen, memory_order_acquire);
 	if (gen != rs->gen || !rs->have_thread) {
-		int ret = new_thread(d, r, &rs->thread);
+		int ret = thread_of(d, r->serial, r->tid, r->pid, r->proc, &rs->thread);
 		if (ret)
 			return ret;
 		rs->gen = gen;

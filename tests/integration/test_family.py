@@ -28,6 +28,8 @@ def _():
     T.summary_eq(s, {"allocations": 11, "frees": 11, "allocated_bytes": sum(b for _, _, b in CALLS),
                      "leaked_bytes": 0, "leaked_blocks": 0, "peak_heap_bytes": 4016})
     eq(s.get("complete"), True, "summary.complete")
+    # libc's reallocarray calls realloc: recorded once, nothing dropped
+    eq(s.get("dropped_events"), 0, "summary.dropped_events")
 
 
 @T.test("each call is attributed to its line")
