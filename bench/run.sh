@@ -56,7 +56,11 @@ command -v heaptrack_print >/dev/null 2>&1 || die "heaptrack_print is not instal
 command -v zstd >/dev/null 2>&1 || die "zstd is not installed: apt-get install zstd"
 [ -x "$PY" ] || die "$PY is missing: apt-get install python3"
 
-rm -rf "$W/runs" "$W/logs" "$W/traces"
+rm -rf "$W/runs" "$W/logs" "$W/traces" "$W/cache"
+# heapscope's symbol cache starts empty: each workload's first heapscope
+# round fills it, the next ones use it (a user's repeated runs); the
+# csv-rust-seed-cold row runs with --no-cache, as a first run would
+export XDG_CACHE_HOME="$W/cache"
 mkdir -p "$W/bin" "$W/runs" "$W/logs" "$W/traces" "$W/in" || die "cannot create $W"
 RAW=$W/raw.tsv
 : >"$RAW"
@@ -104,10 +108,10 @@ CC1_ARGS=$(echo "$CC1_LINE" | sed -e 's/"//g' -e 's| -o [^ ]*| -o big.s|' -e 's/
 # W_COMM (the target's process name, for telling it from the profiler's),
 # W_CMD (the command's words). Names are the table's.
 
-ALL="alloc-1t alloc-2t csv-c csv-rust csv-rust-seed cc1 python-dict"
+ALL="alloc-1t alloc-2t csv-c csv-rust csv-rust-seed csv-rust-seed-cold cc1 python-dict"
 
 wl() {
-	W_DIR=. W_ENV= W_CMD= W_COMM=
+	W_DIR=. W_ENV= W_CMD= W_COMM= W_HSOPT=
 	case $1 in
 	alloc-1t) W_COMM=alloc_heavy W_CMD="$W/bin/alloc_heavy -n $CALLS" ;;
 	alloc-2t) W_COMM=alloc_heavy W_CMD="$W/bin/alloc_heavy -t 2 -n $CALLS" ;;
@@ -116,6 +120,8 @@ wl() {
 		W_DIR=$W/in/csvN W_COMM=heaptrace_csv W_CMD=$RUST_BIN ;;
 	csv-rust-seed) [ -x "$RUST_BIN" ] || return 1
 		W_DIR=$W/in/csv1 W_COMM=heaptrace_csv W_CMD=$RUST_BIN ;;
+	csv-rust-seed-cold) [ -x "$RUST_BIN" ] || return 1 # heapscope without its symbol cache
+		W_DIR=$W/in/csv1 W_COMM=heaptrace_csv W_CMD=$RUST_BIN W_HSOPT=--no-cache ;;
 	cc1) W_DIR=$W/in W_COMM=cc1 W_CMD=$CC1_ARGS ;;
 	python-dict) W_ENV=PYTHONMALLOC=malloc W_COMM=python3
 		W_CMD="$PY bench/workloads/pydict.py $PY_N" ;;
@@ -144,7 +150,7 @@ run_one() {
 	plain) set -- "$prog" "$@" ;;
 	heapscope)
 		rm -f "$W/traces/$name.hst"
-		set -- "$HEAPSCOPE" record -f -o "$W/traces/$name.hst" -- "$prog" "$@" ;;
+		set -- "$HEAPSCOPE" record -f $W_HSOPT -o "$W/traces/$name.hst" -- "$prog" "$@" ;;
 	heaptrack)
 		rm -f "$W/traces/$name.ht.zst"
 		set -- heaptrack -o "$W/traces/$name.ht" "$prog" "$@" ;;
