@@ -125,8 +125,9 @@ enum hs_ring_state { HS_RING_FREE = 0, HS_RING_OWNED = 1, HS_RING_CLOSED = 2 };
  * Any event published later by a ring that was not busy has time > T; a busy
  * ring's next event has time >= its last published one. The recorder merges
  * rings in time order up to that watermark.
- * Claim: a thread CASes a FREE ring to OWNED, sets tid, pid, proc and
- * serial, increments gen (release) before publishing any event. The consumer
+ * Claim: a thread CASes a FREE ring to OWNED, sets tid, pid, proc, serial
+ * and unwinding = 0, increments gen (release) before publishing any event.
+ * The consumer
  * loads head (acquire) and then gen: events it sees belong to that gen's
  * thread. At thread exit the owner stores CLOSED; the recorder drains a
  * CLOSED ring and stores FREE. A ring whose thread died without closing it
@@ -152,7 +153,9 @@ struct hs_ring {
 	uint32_t pid;            /* its process (thread group) id */
 	uint32_t proc;           /* its process table index */
 	uint32_t serial;         /* its thread, numbered across the whole tree (1, 2, ...) */
-	char pad0[28];
+	_Atomic uint32_t unwinding; /* the owner is inside libunwind (its own process
+				       reads it before a fork; not the recorder) */
+	char pad0[24];
 	_Atomic uint64_t tail;   /* events consumed (recorder) */
 	char pad1[56];
 	struct hs_event ev[HS_RING_EVENTS];

@@ -102,6 +102,8 @@ void pl_event_abort(struct pl_thread *t);
 uint64_t pl_now(void);
 int pl_clock_init(void);                 /* the recording's clock, from the header */
 void pl_thread_release(void);            /* the thread is exiting */
+struct hs_ring *pl_ring_of(struct pl_thread *t); /* its ring, claimed if need be; NULL: none */
+void pl_rings_wait_unwinding(void);      /* no thread of this image inside libunwind */
 int pl_recorder_alive(void);             /* not gone, not a zombie (a syscall or three) */
 
 /* stack.c: captures the caller's stack and interns it; returns the leaf node id. */
@@ -111,8 +113,6 @@ uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags);
 uint32_t pl_stack_capture_nested(uint16_t *flags);
 int pl_stack_init(void);                 /* takes this image's root node; -1 when the trie is full */
 void pl_stack_init_nested(void);         /* loads the unwinder of nested captures: from the constructor */
-void pl_unwind_enter(void);
-void pl_unwind_leave(void);
 void pl_unwind_fork_prepare(void);       /* no thread inside libunwind across fork */
 void pl_unwind_fork_done(int child);
 

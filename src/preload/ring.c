@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 __thread struct pl_thread pl_self __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t exit_key;
+static _Atomic unsigned rings_hi; /* rings this process looked at to claim one: their pages are resident */
 static struct hs_clock clock_copy; /* the header's, final: read without a trip to the shared page */
 
 uint64_t pl_now(void)
@@ -107,6 +109,10 @@ static struct hs_ring *claim_once(uint32_t serial, int *closed)
 		r->pid = pl_pid;
 		r->proc = pl_proc;
 		r->serial = serial;
+		atomic_store_explicit(&r->unwinding, 0, memory_order_relaxed); /* a thread that died inside */
+		unsigned hi = atomic_load_explicit(&rings_hi, memory_order_relaxed);
+		while (hi <= i && !atomic_compare_exchange_weak(&rings_hi, &hi, i + 1))
+			;
 		/* gen is bumped before any event of this thread is published */
 		atomic_fetch_add_explicit(&r->gen, 1, memory_order_release);
 		/* keys below PTHREAD_KEY_2NDLEVEL_SIZE live in the thread: no malloc */
@@ -192,16 +198,34 @@ static int wait_for_room(struct hs_ring *r, uint64_t head, unsigned n)
 	}
 }
 
+struct hs_ring *pl_ring_of(struct pl_thread *t)
+{
+	if (!t->ring)
+		t->ring = claim(t);
+	return t->ring;
+}
+
+/* Waits until no thread of this image is inside libunwind (the caller has
+ * stopped new ones from entering; see stack.c). Its flag is read first: a
+ * thread's ring was claimed before it was set. */
+void pl_rings_wait_unwinding(void)
+{
+	struct hs_ring *rings = HS_SHM_AT(pl_shm, pl_shm->rings_off, struct hs_ring);
+	unsigned hi = atomic_load(&rings_hi);
+	for (unsigned i = 0; i < hi; i++) {
+		struct hs_ring *r = &rings[i];
+		while (atomic_load(&r->unwinding) && atomic_load_explicit(&r->state, memory_order_relaxed) == HS_RING_OWNED &&
+		       r->pid == pl_pid && r->proc == pl_proc)
+			sched_yield();
+	}
+}
+
 int pl_event_begin(struct pl_thread *t, unsigned n, uint64_t *time_out)
 {
-	struct hs_ring *r = t->ring;
+	struct hs_ring *r = pl_ring_of(t);
 	if (!r) {
-		r = claim(t);
-		if (!r) {
-			atomic_fetch_add_explicit(&pl_shm->dropped, n, memory_order_relaxed);
-			return -1;
-		}
-		t->ring = r;
+		atomic_fetch_add_explicit(&pl_shm->dropped, n, memory_order_relaxed);
+		return -1;
 	}
 	/* busy before the clock: see the ring protocol in shm_layout.h */
 	atomic_store_explicit(&r->busy, 1, memory_order_seq_cst);

@@ -96,48 +96,50 @@ static uint32_t intern(uint64_t ip, uint32_t parent, int nested)
  * thread holds one leaves it locked forever in the child, whose first unwind
  * then hangs. So a fork waits until no thread is inside libunwind, and no
  * thread enters while a fork is under way (pthread_atfork, init.c).
+ *
+ * Each thread says so in its own ring (`unwinding`, a line no other thread
+ * writes), and the fork scans the rings of this image: Dekker's handshake.
+ * The thread stores its flag, then loads fork_pending; the fork stores
+ * fork_pending, then loads each flag; both seq_cst, so at least one sees the
+ * other's store. (Nested captures, below, do not enter libunwind.)
  */
-static _Atomic unsigned unwinding, fork_pending;
+static _Atomic unsigned fork_pending;
 
-void pl_unwind_enter(void)
+static void unwind_enter(struct hs_ring *r)
 {
 	for (;;) {
-		atomic_fetch_add(&unwinding, 1);
+		atomic_store(&r->unwinding, 1);
 		if (!atomic_load(&fork_pending))
 			return;
-		atomic_fetch_sub(&unwinding, 1);
+		atomic_store_explicit(&r->unwinding, 0, memory_order_release);
 		while (atomic_load(&fork_pending))
 			sched_yield();
 	}
 }
 
-void pl_unwind_leave(void)
-{
-	atomic_fetch_sub(&unwinding, 1);
-}
-
 void pl_unwind_fork_prepare(void)
 {
 	atomic_store(&fork_pending, 1);
-	while (atomic_load(&unwinding))
-		sched_yield();
+	pl_rings_wait_unwinding();
 }
 
 void pl_unwind_fork_done(int child)
 {
-	if (child)
-		atomic_store(&unwinding, 0); /* the other threads are not in the child */
+	(void)child; /* the child's flags are its parent's threads': its scan skips them */
 	atomic_store(&fork_pending, 0);
 }
 
 uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags)
 {
 	void *buf[HS_MAX_DEPTH + 16];
-	pl_unwind_enter();
+	struct hs_ring *r = pl_ring_of(t);
+	if (!r)
+		return 0; /* no ring: the event is dropped, no need to unwind */
+	unwind_enter(r);
 	t->in_unwind = 1;
 	int n = unw_backtrace(buf, HS_MAX_DEPTH + 16);
 	t->in_unwind = 0;
-	pl_unwind_leave();
+	atomic_store_explicit(&r->unwinding, 0, memory_order_release);
 	int k = 0;
 	while (k < n && pl_in_self((uint64_t)(uintptr_t)buf[k]))
 		k++;
