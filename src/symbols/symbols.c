@@ -996,6 +996,13 @@ static const char *intern_cb(void *ctx, const char *s, size_t len)
 	return intern_n(ctx, s, len);
 }
 
+static int key_equal(void *ctx, const char *key, size_t len)
+{
+	const struct object *o = ctx;
+
+	return len == o->key_len && !memcmp(key, o->key, len) ? 0 : -1;
+}
+
 /*
  * The separate debug file libdwfl would take for path: the standard search
  * (build id, then .gnu_debuglink), asked of a throwaway session, because the
@@ -1063,7 +1070,7 @@ static void cache_open(struct sym_ctx *c, struct object *o, const char *path)
 				 path, main_id, debug ? debug : "-", debug_id);
 		o->key_len = n > 0 && (size_t)n < len ? (size_t)n : 0;
 		if (o->key_len) {
-			symcache_load(c->cache_dir, path, o->key, o->key_len, &o->cache, intern_cb, c);
+			symcache_load(c->cache_dir, path, key_equal, o, &o->cache, intern_cb, c);
 			o->cache_state = 1;
 		}
 	}

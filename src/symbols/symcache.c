@@ -49,6 +49,11 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 
 #define FNV_INIT 0xcbf29ce484222325ull
 
+uint64_t symcache_checksum(const void *p, size_t n)
+{
+	return fnv(FNV_INIT, p, n);
+}
+
 /* A directory or file of ours alone: owned by us, no group or other access. */
 static int private_to_us(const struct stat *st)
 {
@@ -155,32 +160,23 @@ static int read_all(int fd, unsigned char **out, size_t *len)
 	return 0;
 }
 
-int symcache_load(int dirfd, const char *path, const char *key, size_t key_len, struct symcache *sc,
-		  const char *(*intern)(void *ctx, const char *s, size_t len), void *ctx)
+int symcache_parse(const unsigned char *buf, size_t len, symcache_key_fn key_ok, void *key_ctx,
+		   struct symcache *sc, symcache_intern_fn intern, void *ctx)
 {
-	char name[SYMCACHE_NAME_MAX];
-	unsigned char *buf = NULL;
-	size_t len = 0;
 	const char **strs = NULL;
-	uint32_t v, nstr = 0, nent = 0;
+	uint32_t v, nstr = 0, nent = 0, key_len;
+	uint64_t sum;
 	int ret = -1;
 
-	symcache_file_name(path, name);
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
+	if (len < 16 || len > SC_MAX_BYTES)
 		return -1;
-	int r0 = read_all(fd, &buf, &len);
-	close(fd);
-	if (r0)
-		return -1;
-	uint64_t sum;
 	memcpy(&sum, buf + len - 8, 8);
-	if (fnv(FNV_INIT, buf, len - 8) != sum)
-		goto out;
+	if (symcache_checksum(buf, len - 8) != sum)
+		return -1;
 	struct rd r = { buf, buf + len - 8 };
-	if (rd_u32(&r, &v) || v != SC_MAGIC || rd_u32(&r, &v) || v != SC_VERSION || rd_u32(&r, &v) || v != key_len ||
-	    (size_t)(r.end - r.p) < key_len || memcmp(r.p, key, key_len))
-		goto out;
+	if (rd_u32(&r, &v) || v != SC_MAGIC || rd_u32(&r, &v) || v != SC_VERSION || rd_u32(&r, &key_len) ||
+	    key_len > (size_t)(r.end - r.p) || key_ok(key_ctx, (const char *)r.p, key_len))
+		return -1;
 	r.p += key_len;
 	if (rd_u32(&r, &nstr) || nstr > (size_t)(r.end - r.p) / 4)
 		goto out;
@@ -223,6 +219,24 @@ out:
 	if (ret)
 		symcache_clear(sc); /* nothing from a file that fails anywhere */
 	free(strs);
+	return ret;
+}
+
+int symcache_load(int dirfd, const char *path, symcache_key_fn key_ok, void *key_ctx, struct symcache *sc,
+		  symcache_intern_fn intern, void *ctx)
+{
+	char name[SYMCACHE_NAME_MAX];
+	unsigned char *buf = NULL;
+	size_t len = 0;
+
+	symcache_file_name(path, name);
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int ret = read_all(fd, &buf, &len);
+	close(fd);
+	if (!ret)
+		ret = symcache_parse(buf, len, key_ok, key_ctx, sc, intern, ctx);
 	free(buf);
 	return ret;
 }
@@ -237,8 +251,12 @@ static int cmp_entry(const void *a, const void *b)
 
 static void sort_entries(struct symcache *sc)
 {
-	if (sc->sorted)
+	/* a table zeroed by its user is unsorted and may be empty: v NULL,
+	 * which qsort must not be given */
+	if (sc->sorted || sc->n < 2) {
+		sc->sorted = 1;
 		return;
+	}
 	qsort(sc->v, sc->n, sizeof(*sc->v), cmp_entry);
 	sc->sorted = 1;
 }
@@ -348,7 +366,7 @@ static uint32_t sidx_get(struct sidx *t, struct wr *w, const char *s)
 	return t->idx[j];
 }
 
-int symcache_save(int dirfd, const char *path, const char *key, size_t key_len, struct symcache *sc)
+int symcache_format(struct symcache *sc, const char *key, size_t key_len, unsigned char **out, size_t *len)
 {
 	struct wr w = { 0 }, body = { 0 };
 	struct sidx t = { 0 };
@@ -388,11 +406,31 @@ int symcache_save(int dirfd, const char *path, const char *key, size_t key_len, 
 		goto out;
 	memcpy(w.p + count_at, &t.n, 4);
 	wr_bytes(&w, body.p, body.n);
-	uint64_t sum = w.failed ? 0 : fnv(FNV_INIT, w.p, w.n);
+	uint64_t sum = w.failed ? 0 : symcache_checksum(w.p, w.n);
 	wr_bytes(&w, &sum, 8);
 	if (w.failed)
 		goto out;
 
+	*out = w.p;
+	*len = w.n;
+	w.p = NULL;
+	ret = 0;
+out:
+	free(t.keys);
+	free(t.idx);
+	free(w.p);
+	free(body.p);
+	return ret;
+}
+
+int symcache_save(int dirfd, const char *path, const char *key, size_t key_len, struct symcache *sc)
+{
+	unsigned char *p;
+	size_t n;
+	int ret = symcache_format(sc, key, key_len, &p, &n);
+
+	if (ret)
+		return ret;
 	char name[SYMCACHE_NAME_MAX], tmp[SYMCACHE_NAME_MAX + 32];
 	symcache_file_name(path, name);
 	snprintf(tmp, sizeof(tmp), ".%s.%d", name, (int)getpid());
@@ -403,8 +441,8 @@ int symcache_save(int dirfd, const char *path, const char *key, size_t key_len, 
 	}
 	size_t done = 0;
 	ret = 0;
-	while (done < w.n) {
-		ssize_t k = write(fd, w.p + done, w.n - done);
+	while (done < n) {
+		ssize_t k = write(fd, p + done, n - done);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0) {
@@ -420,9 +458,6 @@ int symcache_save(int dirfd, const char *path, const char *key, size_t key_len, 
 	if (ret)
 		unlinkat(dirfd, tmp, 0);
 out:
-	free(t.keys);
-	free(t.idx);
-	free(w.p);
-	free(body.p);
+	free(p);
 	return ret;
 }

@@ -7,7 +7,7 @@
 # `TARGET -minimize_crash=1 -runs=100000 CRASH`, add it to
 # tests/fuzz/corpus/TARGET/regress-*, fix the reader.
 #
-# usage: [TARGETS="trace smaps symbols"] tests/fuzz/longrun.sh [RUNS] [WORK]
+# usage: [TARGETS="trace smaps symbols symcache"] tests/fuzz/longrun.sh [RUNS] [WORK]
 #        (default 10000000 runs each, in a temp dir; an old WORK resumes its corpora)
 cd "$(dirname "$0")/../.." || exit 2
 root=$(pwd)
@@ -17,7 +17,7 @@ build=${FUZZ_BUILD:-build-fuzz-fast}
 [ "$build" = build-fuzz ] && target=fuzz || target=fuzz-fast
 make --no-print-directory -s "$target" || exit 2
 status=0
-for t in ${TARGETS:-trace smaps symbols}; do
+for t in ${TARGETS:-trace smaps symbols symcache}; do
 	bin=$build/fuzz/fuzz_$t
 	[ -x "$bin" ] || continue
 	mkdir -p "$work/$t/corpus"

@@ -10,6 +10,10 @@ writes, for each trace:
   corpus/symbols/NAME.sym  its TR_STRING and TR_SYMBOL records, with the ips
                            mapped onto the trie that fuzz_symbols.c builds
 
+and, from the symbol cache the recordings filled (one file per object, all
+programs' addresses in it), corpus/symcache/OBJECT.cache under the key
+fuzz_symcache.c accepts, one under its own key, and damaged variants.
+
 plus a few hand-made seeds for the records the recorder does not write yet
 (TR_MAP, TR_MALLINFO, TR_SMAPS) and for truncated files. Paths are rewritten
 so the corpus names no directory of the machine it was made on.
@@ -220,15 +224,116 @@ def handmade():
     }
 
 
+# ---- symbol cache files (src/symbols/symcache.c) ------------------------------
+
+SC_MAGIC = 0x43535348
+SC_VERSION = 1
+FZ_SYMCACHE_KEY = b"heapscope symbols\nfuzz\n"  # fuzz_symcache.c, mirrored
+
+
+def fnv(b):
+    h = 0xCBF29CE484222325
+    for c in b:
+        h = ((h ^ c) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def u32(b, pos):
+    return int.from_bytes(b[pos:pos + 4], "little"), pos + 4
+
+
+def sc_decode(b):
+    """(key, strings, entries) of a cache file; entries are
+    (addr, [(function, file, line, inlined)]) with string indexes + 1."""
+    assert fnv(b[:-8]) == int.from_bytes(b[-8:], "little")
+    magic, pos = u32(b, 0)
+    version, pos = u32(b, pos)
+    assert (magic, version) == (SC_MAGIC, SC_VERSION)
+    n, pos = u32(b, pos)
+    key, pos = b[pos:pos + n], pos + n
+    n, pos = u32(b, pos)
+    strs = []
+    for _ in range(n):
+        k, pos = u32(b, pos)
+        strs.append(b[pos:pos + k])
+        pos += k
+    n, pos = u32(b, pos)
+    ents = []
+    for _ in range(n):
+        addr = int.from_bytes(b[pos:pos + 8], "little")
+        k, pos = u32(b, pos + 8)
+        frames = []
+        for _ in range(k):
+            f = []
+            for _ in range(4):
+                v, pos = u32(b, pos)
+                f.append(v)
+            frames.append(tuple(f))
+        ents.append((addr, frames))
+    assert pos == len(b) - 8
+    return key, strs, ents
+
+
+def sc_encode(key, strs, ents):
+    le = lambda v, n=4: v.to_bytes(n, "little")
+    out = bytearray(le(SC_MAGIC) + le(SC_VERSION) + le(len(key)) + key + le(len(strs)))
+    for s in strs:
+        out += le(len(s)) + s
+    out += le(len(ents))
+    for addr, frames in ents:
+        out += le(addr, 8) + le(len(frames))
+        for f in frames:
+            out += b"".join(le(v) for v in f)
+    return bytes(out + le(fnv(out), 8))
+
+
+def symcache_seeds(cache_dir, out, subst):
+    files = {}
+    for name in sorted(os.listdir(cache_dir)):
+        with open(os.path.join(cache_dir, name), "rb") as fh:
+            key, strs, ents = sc_decode(fh.read())
+        obj = [line[7:] for line in key.split(b"\n") if line.startswith(b"object ")][0]
+        files[os.path.basename(obj).decode()] = (scrub(key, subst), [scrub(s, subst) for s in strs], ents)
+    for name, (key, strs, ents) in files.items():
+        with open(os.path.join(out, name + ".cache"), "wb") as fh:
+            fh.write(sc_encode(FZ_SYMCACHE_KEY, strs, ents))
+    # the largest: under its own key, and damaged
+    name = max(files, key=lambda n: len(sc_encode(FZ_SYMCACHE_KEY, *files[n][1:])))
+    key, strs, ents = files[name]
+    good = sc_encode(FZ_SYMCACHE_KEY, strs, ents)
+    (addr, frames), rest = ents[0], ents[1:]
+    variants = {
+        "own-key": sc_encode(key, strs, ents),
+        "empty": sc_encode(FZ_SYMCACHE_KEY, [], []),
+        "cut-half": good[:len(good) // 2],
+        "cut-checksum": good[:-3],
+        "flipped": good[:40] + bytes([good[40] ^ 0x20]) + good[41:],
+        "version": good[:4] + (SC_VERSION + 1).to_bytes(4, "little") + good[8:],
+        "key-len": good[:8] + (1 << 31).to_bytes(4, "little") + good[12:],
+        # checksums that hold over fields that do not
+        "string-index": sc_encode(FZ_SYMCACHE_KEY, strs, [(addr, [(len(strs) + 1, 0, 1, 0)])] + rest),
+        "no-frames": sc_encode(FZ_SYMCACHE_KEY, strs, [(addr, [])] + rest),
+        "inlined-2": sc_encode(FZ_SYMCACHE_KEY, strs, [(addr, [frames[0][:3] + (2,)] + frames[1:])] + rest),
+        "same-addr": sc_encode(FZ_SYMCACHE_KEY, strs, [(addr, frames)] + ents),
+        "nul-string": sc_encode(FZ_SYMCACHE_KEY, [b"a\0b"] + strs[1:], ents),
+    }
+    for v, b in variants.items():
+        with open(os.path.join(out, f"{name}-{v}.cache"), "wb") as fh:
+            fh.write(b)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "fuzz", "corpus")
     if not shutil.which("zstd"):
         sys.exit("mkcorpus: needs zstd(1) (Debian package zstd)")
     if not os.access(HEAPSCOPE, os.X_OK):
         sys.exit(f"mkcorpus: {HEAPSCOPE} is not built (run make)")
-    for sub in ("trace", "symbols"):
+    for sub in ("trace", "symbols", "symcache"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="hs-corpus-")
+    # the recordings' symbol cache: theirs alone, made afresh
+    env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "xdg"))
+    os.makedirs(env["XDG_CACHE_HOME"])
     subst = [(os.path.join(ROOT, "").encode(), b""), (ROOT.encode(), b"."),
              (os.path.join(tmp, "").encode(), b"/tmp/")]
     try:
@@ -239,7 +344,7 @@ def main():
             subprocess.run(cc[:2] + ["-O2", "-g", f"-fdebug-prefix-map={ROOT}=.", "-o", exe] + cc[2:],
                            check=True)
             hst = os.path.join(tmp, name + ".hst")
-            subprocess.run([HEAPSCOPE, "record", "-o", hst, "--", exe], cwd=tmp,
+            subprocess.run([HEAPSCOPE, "record", "-o", hst, "--", exe], cwd=tmp, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             blks = scrubbed_blocks(hst, subst)
             whole = trace_file(blks)
@@ -255,6 +360,7 @@ def main():
                     fh.write(whole[:len(whole) - 7])
                 with open(os.path.join(out, "trace", "known-header.trace"), "wb") as fh:
                     fh.write(whole[:16 + 8])
+        symcache_seeds(os.path.join(env["XDG_CACHE_HOME"], "heapscope"), os.path.join(out, "symcache"), subst)
         for name, raw in handmade().items():
             with open(os.path.join(out, "trace", name + ".raw"), "wb") as fh:
                 fh.write(raw)

@@ -17,7 +17,7 @@ passed=0
 failed=0
 out=$(mktemp "${TMPDIR:-/tmp}/heapscope-replay.XXXXXX") || exit 2
 trap 'rm -f "$out"' EXIT
-targets=${*:-trace symbols smaps}
+targets=${*:-trace symbols symcache smaps}
 for t in $targets; do
 	bin=build-asan/fuzz/fuzz_$t
 	if [ ! -x "$bin" ]; then
