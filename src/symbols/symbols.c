@@ -1044,30 +1044,67 @@ static int find_debug_file(const char *path, uint64_t bias, struct stat *st, cha
 	return ret;
 }
 
+/*
+ * Whether libdwfl takes o's DWARF and symbols from o's file alone: it looks
+ * for a separate debug file only when the file lacks DWARF (for the
+ * functions and lines) or a .symtab (for the symbols). Read from the
+ * section headers of the ELF already open, so a cached object that holds
+ * its own debug info costs no search (which, for a file with a build id
+ * and no debug file anywhere, loads the debuginfod client: ~6 ms).
+ */
+static int self_contained(struct object *o)
+{
+	Elf *elf;
+	Elf_Scn *scn = NULL;
+	GElf_Addr b;
+	GElf_Shdr sh;
+	size_t shstrndx;
+	int dwarf = 0, symtab = 0;
+
+	elf = dwfl_module_getelf(o->dm, &b);
+	if (!elf || elf_getshdrstrndx(elf, &shstrndx) < 0)
+		return 0;
+	while ((scn = elf_nextscn(elf, scn))) {
+		const char *name;
+
+		if (!gelf_getshdr(scn, &sh))
+			return 0;
+		if (sh.sh_type == SHT_SYMTAB)
+			symtab = 1;
+		else if (sh.sh_type != SHT_NOBITS && sh.sh_size && (name = elf_strptr(elf, shstrndx, sh.sh_name)) &&
+			 (!strcmp(name, ".debug_info") || !strcmp(name, ".zdebug_info")))
+			dwarf = 1;
+	}
+	return dwarf && symtab;
+}
+
 /* Builds o's key and loads its file. The key covers everything an answer
- * depends on: this heapscope, the object file and its debug file. */
+ * depends on: this heapscope, the object file and its debug file ("self"
+ * when that is the object file). */
 static void cache_open(struct sym_ctx *c, struct object *o, const char *path)
 {
 	char main_id[200], debug_id[200] = "-", *debug = NULL;
-	int has;
+	int has = 0, self;
 
 	o->cache_state = -1;
 	o->path = path;
 	if (c->cache_dir < 0 || !o->dm)
 		return;
-	has = find_debug_file(path, o->load_bias, &o->debug_st, &debug);
-	if (has < 0)
+	self = self_contained(o);
+	if (!self && (has = find_debug_file(path, o->load_bias, &o->debug_st, &debug)) < 0)
 		return;
 	o->has_debug = has;
 	stat_id(main_id, sizeof(main_id), &o->st);
 	if (has)
 		stat_id(debug_id, sizeof(debug_id), &o->debug_st);
-	size_t len = strlen(c->exe_id) + strlen(path) + strlen(main_id) + (debug ? strlen(debug) : 1) +
+	size_t len = strlen(c->exe_id) + strlen(path) + strlen(main_id) + (debug ? strlen(debug) : 4) +
 		     strlen(debug_id) + 80;
 	o->key = malloc(len);
 	if (o->key) {
-		int n = snprintf(o->key, len, "heapscope symbols\nexe %s\nobject %s\n%s\ndebug %s\n%s\n", c->exe_id,
-				 path, main_id, debug ? debug : "-", debug_id);
+		int n = self ? snprintf(o->key, len, "heapscope symbols\nexe %s\nobject %s\n%s\ndebug self\n",
+					c->exe_id, path, main_id)
+			     : snprintf(o->key, len, "heapscope symbols\nexe %s\nobject %s\n%s\ndebug %s\n%s\n",
+					c->exe_id, path, main_id, debug ? debug : "-", debug_id);
 		o->key_len = n > 0 && (size_t)n < len ? (size_t)n : 0;
 		if (o->key_len) {
 			symcache_load(c->cache_dir, path, key_equal, o, &o->cache, intern_cb, c);

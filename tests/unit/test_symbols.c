@@ -354,6 +354,22 @@ static int only_cache_file(const char *dir, char *name, size_t size)
 	return n == 1 ? 0 : -1;
 }
 
+/* Whether the key of the cache file at path holds needle. */
+static int cache_key_has(const char *path, const char *needle)
+{
+	unsigned char buf[1 << 16];
+	uint32_t key_len;
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n < 12)
+		return 0;
+	memcpy(&key_len, buf + 8, 4);
+	return 12 + (size_t)key_len <= (size_t)n && memmem(buf + 12, key_len, needle, strlen(needle)) != NULL;
+}
+
 /* The innermost function name at the program's return address, resolved
  * through a fresh context using the cache in dirfd (-1: none). */
 static const char *resolve_h(int dirfd, const char *exe, const struct run *r, char *buf, size_t size)
@@ -533,6 +549,9 @@ static void test_cache(const char *srcdir, const char *tmpdir)
 	check(streq(resolve_h(dirfd, exe, &r, got, sizeof(got)), "h"), "first run resolves h (got %s)", got);
 	check(only_cache_file(dir, file, sizeof(file)) == 0 && !stat(file, &st) && (st.st_mode & 0777) == 0600,
 	      "one cache file, mode 0600");
+	/* its DWARF and .symtab are its own: libdwfl reads no other file, so
+	 * none is searched for */
+	check(cache_key_has(file, "\ndebug self\n"), "a program with its own debug info is keyed as such (debug self)");
 	check(streq(resolve_h(dirfd, exe, &r, got, sizeof(got)), "h"), "second run, from the cache: h (got %s)", got);
 
 	/* a valid file that says otherwise is what the cache answers: proof
@@ -572,6 +591,14 @@ static void test_cache(const char *srcdir, const char *tmpdir)
 	check(utimensat(AT_FDCWD, exe, ts, 0) == 0, "program's mtime changed");
 	check(streq(resolve_h(dirfd, exe, &r, got, sizeof(got)), "h"), "a changed program is resolved afresh (got %s)",
 	      got);
+
+	/* without its DWARF: the separate debug file searched for, none found */
+	char cmd[2 * PATH_MAX];
+	snprintf(cmd, sizeof(cmd), "objcopy --strip-debug '%s'", exe);
+	check(system(cmd) == 0, "objcopy --strip-debug");
+	resolve_h(dirfd, exe, &r, got, sizeof(got));
+	check(cache_key_has(file, "\ndebug -\n-\n") && !cache_key_has(file, "debug self"),
+	      "a program without its DWARF is keyed by the debug file search (none found)");
 	close(dirfd);
 
 	/* a cache directory open to others is not used */
