@@ -43,10 +43,28 @@ def record(clock):
     return out, p
 
 
+def parse_marks(out):
+    """The "marks PID R1 R2 R3 R4 R5" lines of clock_marks, as integers."""
+    return [list(map(int, m)) for m in re.findall(r"^marks (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", out, re.M)]
+
+
+def rss_peak_off(doc, marks):
+    """None when the RSS peak lies on the thread's 64 MiB block (touched between
+    R2 and R3, freed before R5), else what is wrong."""
+    s = doc["summary"]
+    pid, r1, r2, r3, r4, r5 = marks[0]
+    if s["peak_rss_bytes"] < 64 * MiB:
+        return f"peak RSS {s['peak_rss_bytes']} < 64 MiB"
+    at = s["start_unix_ns"] + s["peak_rss_time_ns"]
+    if not r2 - SAMPLE_SLACK_NS <= at <= r5 + SAMPLE_SLACK_NS:
+        return f"the RSS peak is at {at - r2:+} ns from the block's allocation, {at - r5:+} ns from its free"
+    return None
+
+
 def check_marks(clock):
     trace, p = record(clock)
     eq(p.returncode, 0, f"record with HEAPSCOPE_CLOCK={clock}: {T.tail(p.stderr)}")
-    marks = [list(map(int, m)) for m in re.findall(r"^marks (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", p.stdout, re.M)]
+    marks = parse_marks(p.stdout)
     eq(len(marks), 2, f"marks lines in {p.stdout!r}")
     doc = T.report_json(trace)
     s = doc["summary"]
@@ -62,12 +80,20 @@ def check_marks(clock):
               f"{at - r2:+} ns from the one after it (those are {r2 - r1} ns apart)")
         check(proc[0]["start_ns"] <= ps["peak_time_ns"] <= s["run_time_ns"],
               f"pid {pid}: event at {ps['peak_time_ns']} outside [{proc[0]['start_ns']}, {s['run_time_ns']}]")
-    # the RSS peak is the thread's 64 MiB, touched between R2 and R3, freed before R5
-    pid, r1, r2, r3, r4, r5 = marks[0]
-    check(s["peak_rss_bytes"] >= 64 * MiB, f"peak RSS {s['peak_rss_bytes']} < 64 MiB")
-    at = start + s["peak_rss_time_ns"]
-    check(r2 - SAMPLE_SLACK_NS <= at <= r5 + SAMPLE_SLACK_NS,
-          f"the RSS peak is at {at - r2:+} ns from the block's allocation, {at - r5:+} ns from its free")
+    # The RSS peak is the thread's 64 MiB. A sample is stamped, then /proc is
+    # read: on a loaded machine the recorder can be preempted between the two
+    # for longer than the slack, or not sampled while the block was held.
+    # That is the scheduler, not the clock, so two more recordings may show
+    # it; a clock that is off fails all three.
+    why = rss_peak_off(doc, marks)
+    for _ in range(2):
+        if why is None:
+            break
+        trace, p = record(clock)
+        more = parse_marks(p.stdout)
+        if p.returncode == 0 and len(more) == 2:
+            why = rss_peak_off(T.report_json(trace), more)
+    check(why is None, f"three recordings: {why}")
 
 
 @T.test("HEAPSCOPE_CLOCK=tsc: event times are the program's own clock, in a thread and a fork child")
