@@ -22,7 +22,9 @@
  *   rings    one single-producer/single-consumer ring of fixed-size events per
  *            live thread (claimed on a thread's first event, recycled after
  *            exit), and a second one for a thread whose signal handler
- *            allocated while it was recording an event
+ *            allocated while it was recording an event; after the
+ *            HS_MAX_RINGS of them, one ring shared under a lock by the
+ *            threads that found none free
  *   smaps    /proc/self/smaps of one exiting process at a time (text)
  *
  * Address spaces: a stack node means something only in the address space
@@ -40,11 +42,12 @@
 #include "hs_clock.h"
 
 #define HS_SHM_MAGIC 0x314d4853u /* "HSM1" */
-#define HS_SHM_VERSION 6u
+#define HS_SHM_VERSION 7u
 #define HS_SHM_ENV "HEAPSCOPE_SHM"   /* <recorder pid>:<fd>:<nonce> */
 
 #define HS_RING_EVENTS (1u << 15)  /* 32768 events x 32 B = 1 MiB per ring */
-#define HS_MAX_RINGS 1024u
+#define HS_MAX_RINGS 1024u           /* rings of their own: threads alive at once */
+#define HS_SHARED_RING HS_MAX_RINGS /* index of the ring shared by the threads beyond them */
 #define HS_MAX_NODES (1u << 21)    /* stack trie nodes; id 0 is "no stack" */
 #define HS_HASH_SLOTS (1u << 22)   /* power of two, 2x nodes: load <= 0.5 */
 #define HS_MAX_MODULES 8192u      /* module log entries, all spaces together */
@@ -72,6 +75,8 @@ enum hs_ev_kind {
 	HS_EV_FREE_ALIGNED_SIZED = 35,
 	/* markers */
 	HS_EV_EXIT = 64,            /* library destructor ran (after __libc_freeres): leaks counted here */
+	HS_EV_THREAD = 65,          /* shared ring only: the events after it are this thread's;
+				       addr = serial, size = tid | pid << 32, stack = proc */
 	/* mapping calls the program made: addr/size as the result; one HS_EV_CONT
 	 * follows with time = flags, addr = old address or break, size = old
 	 * length or fd + 1, stack = prot */
@@ -143,6 +148,18 @@ enum hs_ring_state { HS_RING_FREE = 0, HS_RING_OWNED = 1, HS_RING_CLOSED = 2 };
  * takes from the header's threads counter before its first claim): the
  * recorder knows its events by it, whatever ring they came from. A handler
  * that allocates during a nested event (a third level) is counted dropped.
+ *
+ * The shared ring (index HS_SHARED_RING, never claimed): a thread that finds
+ * no ring free (more than HS_MAX_RINGS threads alive) takes shared_lock,
+ * then follows the producer protocol above with one more event first, an
+ * HS_EV_THREAD naming it, published at once; it publishes its events and
+ * unlocks. Within the lock it is the ring's one producer, so the protocol
+ * and the time order hold as for any ring. Such a thread tries to claim a
+ * ring of its own again every so many events. A signal handler of a
+ * thread that holds or is taking the lock has its events counted dropped
+ * (it cannot wait for its own thread). The lock lives in this memory: after
+ * a fork its holder, in the parent, still releases it; a holder that was
+ * killed is taken over (see the locks below).
  */
 struct hs_ring {
 	_Atomic uint32_t state;
@@ -261,7 +278,7 @@ struct hs_shm_header {
 	uint64_t smaps_len;                /* bytes of text at smaps_off */
 	struct hs_clock clock;             /* every time in this memory is read with it */
 	_Atomic uint32_t threads;          /* serial numbers taken (hs_ring.serial) */
-	uint32_t pad2;
+	_Atomic uint32_t shared_lock;      /* holder's tid, 0 = free: the shared ring's producer */
 };
 
 #define HS_OPT_NO_FREERES 1u
@@ -276,7 +293,7 @@ static inline uint64_t hs_shm_layout(struct hs_shm_header *h)
 		(uint64_t)HS_MAX_MODULES * sizeof(struct hs_module),
 		(uint64_t)HS_MAX_NODES * sizeof(struct hs_node),
 		(uint64_t)HS_HASH_SLOTS * sizeof(uint32_t),
-		(uint64_t)HS_MAX_RINGS * sizeof(struct hs_ring),
+		(uint64_t)(HS_MAX_RINGS + 1) * sizeof(struct hs_ring),
 		HS_SMAPS_BYTES,
 	};
 	uint64_t off = 4096, at[6];

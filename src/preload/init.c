@@ -141,6 +141,7 @@ static void after_fork_child(void)
 	pl_self.ring = NULL;
 	pl_self.ring2 = NULL;
 	pl_self.serial = 0;
+	pl_self.claim_wait = 0;
 	pl_unwind_fork_done(1);
 	pl_pid = (uint32_t)syscall(SYS_getpid);
 	if (!pl_follow || pl_proc_forked() < 0)

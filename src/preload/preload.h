@@ -34,6 +34,9 @@ struct pl_thread {
 	struct hs_ring *ring;   /* the ring pl_event_* write to */
 	struct hs_ring *ring2;  /* its second ring, for events nested in one on the first */
 	uint32_t serial;    /* this thread in the trace (hs_ring.serial); 0 until its first ring */
+	uint32_t tid;       /* its kernel thread id, taken with the serial */
+	uint32_t shared;    /* holding, or taking, the shared ring's lock */
+	uint32_t claim_wait; /* events to write to the shared ring before claiming again */
 	uint32_t in_hook;   /* reentrancy guard: nested calls pass through untracked */
 	uint32_t in_unwind; /* inside libunwind: its pipe is made our way (hooks_fd.c) */
 	uint32_t depth;     /* frames in the cached stack below */

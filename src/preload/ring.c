@@ -23,6 +23,7 @@ __thread struct pl_thread pl_self __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t exit_key;
 static _Atomic unsigned rings_hi; /* rings this process looked at to claim one: their pages are resident */
+#define CLAIM_RETRY 64 /* events on the shared ring between two claims */
 static struct hs_clock clock_copy; /* the header's, final: read without a trip to the shared page */
 
 uint64_t pl_now(void)
@@ -88,6 +89,7 @@ static uint32_t thread_serial(struct pl_thread *t)
 {
 	if (!t->serial) {
 		uint32_t none = 0, s = atomic_fetch_add_explicit(&pl_shm->threads, 1, memory_order_relaxed) + 1;
+		t->tid = (uint32_t)syscall(SYS_gettid);
 		atomic_compare_exchange_strong((_Atomic uint32_t *)&t->serial, &none, s);
 	}
 	return t->serial;
@@ -105,7 +107,7 @@ static struct hs_ring *claim_once(uint32_t serial, int *closed)
 		if (state != HS_RING_FREE ||
 		    !atomic_compare_exchange_strong(&r->state, &expect, HS_RING_OWNED))
 			continue;
-		r->tid = (uint32_t)syscall(SYS_gettid);
+		r->tid = pl_self.tid;
 		r->pid = pl_pid;
 		r->proc = pl_proc;
 		r->serial = serial;
@@ -124,8 +126,7 @@ static struct hs_ring *claim_once(uint32_t serial, int *closed)
 
 /* No free ring: when some belong to threads that have exited, the recorder
  * frees them on its next round, so wait for that rather than lose events.
- * When every ring is owned by a live thread, the events are dropped and
- * counted. */
+ * When every ring is owned by a live thread, NULL: the shared ring then. */
 static struct hs_ring *claim(struct pl_thread *t)
 {
 	int closed;
@@ -198,10 +199,20 @@ static int wait_for_room(struct hs_ring *r, uint64_t head, unsigned n)
 	}
 }
 
+/* Without a ring (more threads alive than rings), the thread writes to the
+ * shared one, and claims (a scan of every ring) only every CLAIM_RETRY
+ * calls. */
 struct hs_ring *pl_ring_of(struct pl_thread *t)
 {
-	if (!t->ring)
+	if (!t->ring) {
+		if (t->claim_wait) {
+			t->claim_wait--;
+			return NULL;
+		}
 		t->ring = claim(t);
+		if (!t->ring)
+			t->claim_wait = CLAIM_RETRY - 1;
+	}
 	return t->ring;
 }
 
@@ -220,13 +231,54 @@ void pl_rings_wait_unwinding(void)
 	}
 }
 
-int pl_event_begin(struct pl_thread *t, unsigned n, uint64_t *time_out)
+/* The shared ring's lock is released, and the thread has no ring again. */
+static void shared_end(struct pl_thread *t)
 {
-	struct hs_ring *r = pl_ring_of(t);
-	if (!r) {
+	t->ring = NULL;
+	pl_shm_unlock(&pl_shm->shared_lock);
+	t->shared = 0;
+}
+
+/*
+ * More threads alive than rings: this one writes to the shared ring under
+ * its lock, its events after a marker naming it (see shm_layout.h). Only
+ * threads without a ring come here. A signal handler of a thread holding
+ * the lock, or taking it, finds t->shared set: its events are dropped and
+ * counted rather than wait for their own thread.
+ */
+static int shared_begin(struct pl_thread *t, unsigned n, uint64_t *time_out)
+{
+	if (t->shared || !pl_active) {
 		atomic_fetch_add_explicit(&pl_shm->dropped, n, memory_order_relaxed);
 		return -1;
 	}
+	uint32_t serial = thread_serial(t);
+	t->shared = 1;
+	pl_shm_lock(&pl_shm->shared_lock);
+	struct hs_ring *r = &HS_SHM_AT(pl_shm, pl_shm->rings_off, struct hs_ring)[HS_SHARED_RING];
+	t->ring = r;
+	atomic_store_explicit(&r->busy, 1, memory_order_seq_cst);
+	*time_out = pl_now();
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	if (head + n + 1 - atomic_load_explicit(&r->tail, memory_order_acquire) > HS_RING_EVENTS &&
+	    wait_for_room(r, head, n + 1) < 0) {
+		atomic_store_explicit(&r->busy, 0, memory_order_release);
+		shared_end(t);
+		atomic_fetch_add_explicit(&pl_shm->dropped, n, memory_order_relaxed);
+		return -1;
+	}
+	r->ev[head % HS_RING_EVENTS] = (struct hs_event){ .time = *time_out, .addr = serial,
+							  .size = t->tid | (uint64_t)pl_pid << 32,
+							  .stack = pl_proc, .kind = HS_EV_THREAD };
+	atomic_store_explicit(&r->head, head + 1, memory_order_release);
+	return 0;
+}
+
+int pl_event_begin(struct pl_thread *t, unsigned n, uint64_t *time_out)
+{
+	struct hs_ring *r = pl_ring_of(t);
+	if (!r)
+		return shared_begin(t, n, time_out);
 	/* busy before the clock: see the ring protocol in shm_layout.h */
 	atomic_store_explicit(&r->busy, 1, memory_order_seq_cst);
 	*time_out = pl_now();
@@ -253,9 +305,13 @@ void pl_event_publish(struct pl_thread *t, unsigned n)
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
 	atomic_store_explicit(&r->head, head + n, memory_order_release);
 	atomic_store_explicit(&r->busy, 0, memory_order_release);
+	if (__builtin_expect(t->shared, 0))
+		shared_end(t);
 }
 
 void pl_event_abort(struct pl_thread *t)
 {
 	atomic_store_explicit(&t->ring->busy, 0, memory_order_release);
+	if (__builtin_expect(t->shared, 0))
+		shared_end(t);
 }

@@ -102,30 +102,51 @@ static uint32_t intern(uint64_t ip, uint32_t parent, int nested)
  * The thread stores its flag, then loads fork_pending; the fork stores
  * fork_pending, then loads each flag; both seq_cst, so at least one sees the
  * other's store. (Nested captures, below, do not enter libunwind.)
+ * Threads without a ring of their own (more alive than rings: they write to
+ * the shared one) count themselves in `unringed` instead.
  */
-static _Atomic unsigned fork_pending;
+static _Atomic unsigned fork_pending, unringed;
 
-static void unwind_enter(struct hs_ring *r)
+/* flag: the ring's `unwinding`, or unringed; returns what to clear */
+static _Atomic unsigned *unwind_enter(struct hs_ring *r)
 {
 	for (;;) {
-		atomic_store(&r->unwinding, 1);
+		if (r)
+			atomic_store(&r->unwinding, 1);
+		else
+			atomic_fetch_add(&unringed, 1);
 		if (!atomic_load(&fork_pending))
-			return;
-		atomic_store_explicit(&r->unwinding, 0, memory_order_release);
+			return r ? &r->unwinding : &unringed;
+		if (r)
+			atomic_store_explicit(&r->unwinding, 0, memory_order_release);
+		else
+			atomic_fetch_sub(&unringed, 1);
 		while (atomic_load(&fork_pending))
 			sched_yield();
 	}
+}
+
+static void unwind_leave(_Atomic unsigned *flag)
+{
+	if (flag == &unringed)
+		atomic_fetch_sub(&unringed, 1);
+	else
+		atomic_store_explicit(flag, 0, memory_order_release);
 }
 
 void pl_unwind_fork_prepare(void)
 {
 	atomic_store(&fork_pending, 1);
 	pl_rings_wait_unwinding();
+	while (atomic_load(&unringed))
+		sched_yield();
 }
 
 void pl_unwind_fork_done(int child)
 {
-	(void)child; /* the child's flags are its parent's threads': its scan skips them */
+	/* the child's flags are its parent's threads': its scan skips them */
+	if (child)
+		atomic_store(&unringed, 0);
 	atomic_store(&fork_pending, 0);
 }
 
@@ -133,13 +154,13 @@ uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags)
 {
 	void *buf[HS_MAX_DEPTH + 16];
 	struct hs_ring *r = pl_ring_of(t);
-	if (!r)
-		return 0; /* no ring: the event is dropped, no need to unwind */
-	unwind_enter(r);
+	if (!r && !pl_active)
+		return 0; /* the recorder is gone: the event will be dropped */
+	_Atomic unsigned *flag = unwind_enter(r);
 	t->in_unwind = 1;
 	int n = unw_backtrace(buf, HS_MAX_DEPTH + 16);
 	t->in_unwind = 0;
-	atomic_store_explicit(&r->unwinding, 0, memory_order_release);
+	unwind_leave(flag);
 	int k = 0;
 	while (k < n && pl_in_self((uint64_t)(uintptr_t)buf[k]))
 		k++;

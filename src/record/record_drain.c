@@ -33,9 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NQUEUES (HS_MAX_RINGS + 2)
-#define SAMPLE_QUEUE HS_MAX_RINGS        /* the recorder's own RSS samples and peak smaps */
-#define SMAPS_QUEUE (HS_MAX_RINGS + 1)   /* smaps the processes left at exit */
+#define NRINGS (HS_MAX_RINGS + 1)        /* and the shared one, HS_SHARED_RING */
+#define NQUEUES (NRINGS + 2)              /* one per ring, then: */
+#define SAMPLE_QUEUE NRINGS               /* the recorder's own RSS samples and peak smaps */
+#define SMAPS_QUEUE (NRINGS + 1)          /* smaps the processes left at exit */
 #define KIND_SAMPLE 0xffffu               /* never a ring kind: marks a sample */
 #define KIND_SMAPS 0xfffeu                /* addr: struct procfs_maps *, size: reason */
 #define SMAPS_GROWTH 1.10                 /* RSS growth between two peak snapshots */
@@ -103,7 +104,8 @@ struct rec_drain {
 	int ring_hi;                      /* highest ring ever seen claimed, -1 */
 	uint64_t prev_T;
 	uint64_t next_live_check;
-	struct ring_st rs[HS_MAX_RINGS];
+	struct ring_st rs[NRINGS];
+	int shared_seen;                  /* the shared ring was written to */
 	struct queue q[NQUEUES];
 	uint32_t heap[NQUEUES];
 	struct thr *thr;
@@ -739,12 +741,20 @@ static int thread_gone(const struct rec_drain *d, const struct thr *th)
 
 /* Copies ring i's published events into its queue. Returns the number
  * copied, 0 for a free ring, -1 when it is the end of the claimed rings,
- * or -ENOMEM. */
+ * or -ENOMEM. The shared ring has no owner and no state: each thread's
+ * events follow an HS_EV_THREAD naming it; it is looked at once the target
+ * touched it (see i > ring_hi below). */
 static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int live_check)
 {
 	struct hs_ring *r = &d->rings[i];
 	struct ring_st *rs = &d->rs[i];
-	if (i > d->ring_hi) {
+	int shared = i == HS_SHARED_RING;
+	if (shared && !d->shared_seen) {
+		if (!page_resident(d, &r->busy))
+			return 0;
+		d->shared_seen = 1;
+		rs->lb = d->prev_T;
+	} else if (!shared && i > d->ring_hi) {
 		/* The library claims the lowest free ring, so past the highest ring
 		 * ever claimed, the first free one ends the search: a claim beyond
 		 * it came after we looked, later than T. We look at the page first
@@ -755,20 +765,20 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 			return final ? 0 : -1;
 		rs->lb = d->prev_T; /* it was free when we last looked */
 	}
-	uint32_t state = atomic_load_explicit(&r->state, memory_order_acquire);
+	uint32_t state = shared ? HS_RING_OWNED : atomic_load_explicit(&r->state, memory_order_acquire);
 	if (state == HS_RING_FREE) {
 		rs->busy = 0;
 		rs->lb = T;
 		return i > d->ring_hi && !final ? -1 : 0;
 	}
-	if (i > d->ring_hi)
+	if (!shared && i > d->ring_hi)
 		d->ring_hi = i;
 	/* busy before head: a producer we see idle publishes later than T */
 	uint32_t busy = atomic_load_explicit(&r->busy, memory_order_seq_cst);
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
 	/* gen after head: a published event implies its owner's gen and tid */
 	uint32_t gen = atomic_load_explicit(&r->gen, memory_order_acquire);
-	if (gen != rs->gen || !rs->have_thread) {
+	if (!shared && (gen != rs->gen || !rs->have_thread)) {
 		int ret = thread_of(d, r->serial, r->tid, r->pid, r->proc, &rs->thread);
 		if (ret)
 			return ret;
@@ -776,7 +786,7 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 		rs->have_thread = 1;
 	}
 	int dead = 0;
-	if (state == HS_RING_OWNED && (final || live_check) && thread_gone(d, &d->thr[rs->thread]))
+	if (!shared && state == HS_RING_OWNED && (final || live_check) && thread_gone(d, &d->thr[rs->thread]))
 		dead = 1; /* exited without closing: whatever it reserved never comes */
 	uint64_t n = head - rs->tail;
 	if (n > HS_RING_EVENTS) {
@@ -804,6 +814,19 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 				} else {
 					d->st.anomalies++;
 				}
+				continue;
+			}
+			if (e->kind == HS_EV_THREAD && shared) {
+				/* the shared ring's events up to the next are this thread's */
+				int ret = thread_of(d, (uint32_t)e->addr, (uint32_t)e->size, (uint32_t)(e->size >> 32),
+						    e->stack, &rs->thread);
+				if (ret)
+					return ret;
+				rs->have_thread = 1;
+				continue;
+			}
+			if (e->kind == HS_EV_THREAD || !rs->have_thread) {
+				d->st.anomalies++;
 				continue;
 			}
 			dst[j++] = (struct pend){ .time = e->time, .addr = e->addr, .size = e->size,
@@ -837,7 +860,8 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 	} else {
 		rs->lb = T;
 	}
-	if (state == HS_RING_CLOSED) {
+	if (shared) {
+	} else if (state == HS_RING_CLOSED) {
 		atomic_store_explicit(&r->state, HS_RING_FREE, memory_order_release);
 	} else if (dead) {
 		uint32_t expect = HS_RING_OWNED;
@@ -867,6 +891,10 @@ long rec_drain_round(struct rec_drain *d, int final)
 			return n;
 		moved += n;
 	}
+	long n = drain_ring(d, HS_SHARED_RING, T, final, live_check);
+	if (n < 0)
+		return n;
+	moved += n;
 	/* after the rings: an event seen implies its process entry is readable */
 	int ret = rec_procs_scan(d->procs, d->w, final);
 	if (!ret)
@@ -877,7 +905,7 @@ long rec_drain_round(struct rec_drain *d, int final)
 		return ret;
 	write_nodes(d, final);
 	uint64_t limit = T + 1;
-	for (int i = 0; i <= d->ring_hi; i++)
+	for (int i = 0; i < (int)NRINGS; i++)
 		if (d->rs[i].busy && d->rs[i].lb < limit)
 			limit = d->rs[i].lb;
 	ret = merge(d, final ? UINT64_MAX : limit, final);
@@ -921,7 +949,7 @@ static uint64_t resident_pages(struct rec_drain *d, size_t first, size_t n)
  * target wrote (see drain_ring), so these are exactly the shared pages in its
  * RSS. Only what can have been touched is looked at: the header and modules,
  * the nodes in use, the hash (sparse, so recounted every HASH_RECOUNT_NS
- * only) and the rings up to the highest claimed one.
+ * only), the rings up to the highest claimed one and the shared one.
  */
 static uint64_t shm_resident(struct rec_drain *d, uint64_t now)
 {
@@ -947,6 +975,9 @@ static uint64_t shm_resident(struct rec_drain *d, uint64_t now)
 	if (rings_end > h->total_size)
 		rings_end = h->total_size;
 	pages += resident_pages(d, (size_t)(h->rings_off / pg), (size_t)((rings_end - h->rings_off + pg - 1) / pg));
+	uint64_t shared = h->rings_off + (uint64_t)HS_SHARED_RING * sizeof(struct hs_ring);
+	if (d->shared_seen && shared >= rings_end)
+		pages += resident_pages(d, (size_t)(shared / pg), (sizeof(struct hs_ring) + pg - 1) / pg);
 	return pages * pg;
 }
 

@@ -140,15 +140,15 @@ def line_of(path, text):
     return found[0]
 
 
-def record(prog, args=(), out=None, cwd=None, expect_rc=0):
-    """Runs `heapscope record -o OUT -- PROG ARGS`; returns (trace path, process)."""
+def record(prog, args=(), out=None, cwd=None, expect_rc=0, opts=()):
+    """Runs `heapscope record -o OUT OPTS -- PROG ARGS`; returns (trace path, process)."""
     need_heapscope()
     cwd = cwd or TMP
     if out is None:
         out = os.path.join(TMP, os.path.basename(prog) + ".hst")
     if os.path.exists(out):
         os.unlink(out)
-    p = run([HEAPSCOPE, "record", "-o", out, "--", prog, *args], cwd=cwd)
+    p = run([HEAPSCOPE, "record", "-o", out, *opts, "--", prog, *args], cwd=cwd)
     check("Sanitizer" not in p.stderr, f"record: sanitizer report: {tail(p.stderr)}")
     if expect_rc is not None:
         check(p.returncode == expect_rc,

@@ -47,6 +47,17 @@ def at_line(doc, src, marker):
     return sum(e["count"] for e in found), sum(e["leaked_blocks"] for e in found)
 
 
+def handlers_lost_dropped(doc, src, made):
+    """The handler runs missing from the trace (at LINE:handler) are
+    exactly the ones reported dropped: an allocation and its free each."""
+    h, h_leaked = at_line(doc, src, "handler")
+    lost = made - h
+    check(lost >= 0, f"trace has {h} handler allocations, the program made {made}")
+    eq(h_leaked, 0, "handler blocks never freed in the trace")
+    eq(doc["summary"]["dropped_events"], 2 * lost,
+       f"events reported dropped, for {lost} of {made} handler allocations missing")
+
+
 def clean(doc):
     s = doc["summary"]
     eq(s["complete"], True, f"complete ({s.get('incomplete_reason')})")
@@ -114,29 +125,41 @@ def _():
        "allocations at LINE:alloc, their blocks never freed, dropped events")
 
 
-@T.test("2 000 threads alive at once, more than the per-thread buffers: recorded or counted dropped")
+@T.test("2 000 threads alive at once, more than the per-thread buffers, and a fork meanwhile: every event")
 def _():
-    path, rec = T.record(build("robust_manythreads"), ["2000", "2000", "together"])
+    # 1 024 threads have a buffer of their own; the others, and the fork
+    # child (started while every buffer is taken and the others write to
+    # the shared one), share one under a lock.
+    path, rec = T.record(build("robust_manythreads"), ["2000", "2000", "together", "fork"])
     own = counts(rec.stdout, "robust_manythreads")
-    eq(own["mallocs"], 6000, "the program's allocations")
+    eq((own["mallocs"], own["children"]), (6000, 1), "the program's allocations, and its children")
     d = T.report_json(path, "--top", "0")
-    s = d["summary"]
-    eq(s["complete"], True, "complete")
+    clean(d)
     allocs, leaked = at_line(d, "robust_manythreads", "alloc")
-    lost = own["mallocs"] - allocs
-    check(0 <= lost, f"trace has {allocs} allocations, the program made {own['mallocs']}")
-    eq(leaked, 0, "blocks of LINE:alloc without their free")
-    # A thread without a buffer loses its allocations, and their frees
-    # unless it found a buffer by then: such a free is in the trace as one
-    # of a block it never saw allocated (unknown_frees; 2 are libc's own).
-    check(s["dropped_events"] >= lost, f"{lost} allocations missing, {s['dropped_events']} events reported dropped")
-    orphan_frees = max(0, s["unknown_frees"] - 2)
-    check(s["dropped_events"] + orphan_frees >= 2 * lost,
-          f"{lost} allocations and their frees missing; {s['dropped_events']} events reported dropped, "
-          f"{orphan_frees} frees of blocks not seen allocated")
-    if lost:
-        text = T.report(path).stdout
-        check("dropped" in text, "the text report does not say events were dropped")
+    eq((allocs, leaked), (own["mallocs"], 0), "allocations at LINE:alloc, and their blocks never freed")
+    child, child_leaked = at_line(d, "robust_manythreads", "child")
+    eq((child, child_leaked), (3, 0), "the fork child's allocations, and their blocks never freed")
+    # each thread once: the workers, the main thread and the child's
+    eq(d["summary"]["threads"], 2002, "threads")
+
+
+@T.test("signals to 1 100 threads, some on the shared buffer under its lock: no deadlock, every event or counted")
+def _():
+    # A handler that interrupts its thread while it holds (or takes) the
+    # shared buffer's lock cannot wait for it: its two events are counted
+    # dropped. Nothing else is lost. One allocator sample at the start only:
+    # mallinfo2 from a handler that interrupted glibc's malloc inside its
+    # arena lock waits for that lock forever (a known limit of sampling).
+    path, rec = T.record(build("robust_sigshared"), ["1100", "100"], opts=["--interval", "3600000"])
+    own = counts(rec.stdout, "robust_sigshared")
+    eq(own["mallocs"], 110_000, "the workers' allocations")
+    check(own["handler"] >= 10, f"only {own['handler']} handler runs: the signals did not come")
+    d = T.report_json(path, "--top", "0")
+    eq(d["summary"]["complete"], True, "complete")
+    allocs, leaked = at_line(d, "robust_sigshared", "worker")
+    eq((allocs, leaked), (own["mallocs"], 0), "allocations at LINE:worker, and their blocks never freed")
+    handlers_lost_dropped(d, "robust_sigshared", own["handler"])
+    eq(d["summary"]["threads"], 1101, "threads: the workers and the main thread")
 
 
 @T.test("allocation in signal handlers that never nest: every one recorded, none dropped")
@@ -170,12 +193,7 @@ def _():
     eq(d["summary"]["complete"], True, "complete")
     main_allocs, main_leaked = at_line(d, "robust_signal", "main")
     eq((main_allocs, main_leaked), (own["main"], 0), "main loop allocations, and their blocks never freed")
-    h, h_leaked = at_line(d, "robust_signal", "handler")
-    lost = own["handler"] - h
-    check(lost >= 0, f"trace has {h} handler allocations, the program made {own['handler']}")
-    eq(h_leaked, 0, "handler blocks never freed in the trace")
-    eq(d["summary"]["dropped_events"], 2 * lost,
-       f"events reported dropped, for {lost} of {own['handler']} handler allocations missing")
+    handlers_lost_dropped(d, "robust_signal", own["handler"])
 
 
 @T.test("fork while other threads allocate: children end, parent's counts exact")

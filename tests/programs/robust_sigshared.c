@@ -1,0 +1,109 @@
+/* robust_sigshared.c: more threads alive at once than heapscope has
+ * buffers, so that many of them write to its shared buffer under its lock,
+ * while a kicker thread sends SIGUSR1 to each in turn; the handler makes
+ * one malloc(40) and frees it, also when it interrupts a thread holding
+ * that lock. THREADS threads each make ITER malloc(200)/free pairs, all
+ * alive until every one is done. Prints what it counted:
+ *	robust_sigshared: threads T mallocs M handler H
+ * usage: robust_sigshared [THREADS [ITER]]   (default 1100, 100)
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static atomic_long mallocs, handler_allocs;
+static atomic_int stop;
+static pthread_barrier_t started, done;
+static pthread_t th[4096];
+static long nthreads, iter;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	void *p = malloc(40); /* LINE:handler */
+	if (p) {
+		*(volatile char *)p = 1;
+		free(p);
+		atomic_fetch_add(&handler_allocs, 1);
+	}
+}
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	/* created with SIGUSR1 held: both sizes come from this thread's cache
+	 * from now on, so the handler never waits for a lock the code it
+	 * interrupted holds (glibc's signal safety is not what is tested) */
+	free(malloc(40));
+	free(malloc(200));
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+	pthread_barrier_wait(&started);
+	for (long i = 0; i < iter; i++) {
+		void *p = malloc(200); /* LINE:worker */
+		if (!p)
+			abort();
+		*(volatile char *)p = 1;
+		free(p);
+		atomic_fetch_add(&mallocs, 1);
+	}
+	/* held again before exit: glibc frees the thread's cache under the
+	 * arena lock there, where the handler's malloc would wait for it */
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	pthread_barrier_wait(&done); /* every thread alive until all are done */
+	return NULL;
+}
+
+static void *kicker(void *arg)
+{
+	(void)arg;
+	struct timespec ts = { 0, 200000 };
+	for (long i = 0; !atomic_load(&stop); i++) {
+		pthread_kill(th[i % nthreads], SIGUSR1);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	nthreads = argc > 1 ? atol(argv[1]) : 1100;
+	iter = argc > 2 ? atol(argv[2]) : 100;
+	if (nthreads < 1 || nthreads > 4096)
+		return 2;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	pthread_barrier_init(&started, NULL, (unsigned)nthreads + 1);
+	pthread_barrier_init(&done, NULL, (unsigned)nthreads + 1);
+	/* the workers take the signal once warmed up; the main thread and the
+	 * kicker never */
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	for (long i = 0; i < nthreads; i++)
+		if (pthread_create(&th[i], NULL, worker, NULL))
+			return 1;
+	pthread_t k;
+	if (pthread_create(&k, NULL, kicker, NULL))
+		return 1;
+	pthread_barrier_wait(&started);
+	pthread_barrier_wait(&done);
+	atomic_store(&stop, 1);
+	pthread_join(k, NULL);
+	for (long i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	printf("robust_sigshared: threads %ld mallocs %ld handler %ld\n", nthreads, atomic_load(&mallocs),
+	       atomic_load(&handler_allocs));
+	return 0;
+}
