@@ -98,12 +98,26 @@ static void record_alloc(struct pl_thread *t, unsigned kind, void *p, size_t siz
 	errno = saved;
 }
 
-static void *track_alloc(unsigned kind, void *p, size_t size)
+/*
+ * The real allocation runs inside the event: in_hook is set before the call.
+ * A signal handler that allocates while the allocator holds its arena lock
+ * (glibc's tcache lets such a call succeed) is then a nested event, which
+ * never calls mallinfo2(): that would wait forever on the lock the
+ * interrupted call holds. Returns whether this call owns the event.
+ */
+static inline int alloc_enter(struct pl_thread *t)
 {
-	struct pl_thread *t = &pl_self;
-	if (p && tracking(t)) {
-		t->in_hook = PL_IN_EVENT;
-		record_alloc(t, kind, p, size);
+	if (!tracking(t))
+		return 0;
+	t->in_hook = PL_IN_EVENT;
+	return 1;
+}
+
+static void *track_alloc(struct pl_thread *t, int entered, unsigned kind, void *p, size_t size)
+{
+	if (entered) {
+		if (p)
+			record_alloc(t, kind, p, size);
 		t->in_hook = 0;
 	} else if (p && nestable(t)) {
 		struct hs_ring *outer = nested_enter(t);
@@ -114,6 +128,15 @@ static void *track_alloc(unsigned kind, void *p, size_t size)
 	}
 	return p;
 }
+
+/* The allocation `call` of `kind`, recorded as `size` bytes requested. */
+#define TRACK_ALLOC(kind, call, size)                                  \
+	({                                                             \
+		struct pl_thread *t_ = &pl_self;                       \
+		int entered_ = alloc_enter(t_);                        \
+		void *p_ = (call);                                     \
+		track_alloc(t_, entered_, (kind), p_, (size));         \
+	})
 
 /* The free event is stamped before the block goes back to the allocator. */
 static void record_free(struct pl_thread *t, unsigned kind, void *p)
@@ -155,7 +178,7 @@ PL_EXPORT void *malloc(size_t size)
 		if (!pl_real.malloc)
 			return pl_boot_alloc(size, 16);
 	}
-	return track_alloc(HS_EV_MALLOC, pl_real.malloc(size), size);
+	return TRACK_ALLOC(HS_EV_MALLOC, pl_real.malloc(size), size);
 }
 
 PL_EXPORT void *calloc(size_t n, size_t size)
@@ -170,7 +193,7 @@ PL_EXPORT void *calloc(size_t n, size_t size)
 			return pl_boot_alloc(total, 16);
 		}
 	}
-	return track_alloc(HS_EV_CALLOC, pl_real.calloc(n, size), n * size);
+	return TRACK_ALLOC(HS_EV_CALLOC, pl_real.calloc(n, size), n * size);
 }
 
 PL_EXPORT void free(void *p)
@@ -253,8 +276,7 @@ static void *track_realloc(unsigned kind, void *p, size_t size)
 {
 	struct pl_thread *t = &pl_self;
 	if (!p) {
-		void *q = pl_real.realloc(p, size);
-		return track_alloc(kind, q, size);
+		return TRACK_ALLOC(kind, pl_real.realloc(p, size), size);
 	}
 	if (tracking(t)) {
 		t->in_hook = PL_IN_EVENT;
@@ -301,29 +323,28 @@ PL_EXPORT void *reallocarray(void *p, size_t n, size_t elem)
 PL_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
 	ENSURE_REAL(posix_memalign, ENOMEM);
-	int ret = pl_real.posix_memalign(out, align, size);
-	if (ret == 0)
-		track_alloc(HS_EV_POSIX_MEMALIGN, *out, size);
+	int ret = 0;
+	TRACK_ALLOC(HS_EV_POSIX_MEMALIGN, (ret = pl_real.posix_memalign(out, align, size)) == 0 ? *out : NULL, size);
 	return ret;
 }
 
 PL_EXPORT void *aligned_alloc(size_t align, size_t size)
 {
 	ENSURE_REAL(memalign, pl_boot_alloc(size, align));
-	void *p = pl_real.aligned_alloc ? pl_real.aligned_alloc(align, size) : pl_real.memalign(align, size);
-	return track_alloc(HS_EV_ALIGNED_ALLOC, p, size);
+	return TRACK_ALLOC(HS_EV_ALIGNED_ALLOC,
+			   pl_real.aligned_alloc ? pl_real.aligned_alloc(align, size) : pl_real.memalign(align, size), size);
 }
 
 PL_EXPORT void *memalign(size_t align, size_t size)
 {
 	ENSURE_REAL(memalign, pl_boot_alloc(size, align));
-	return track_alloc(HS_EV_MEMALIGN, pl_real.memalign(align, size), size);
+	return TRACK_ALLOC(HS_EV_MEMALIGN, pl_real.memalign(align, size), size);
 }
 
 PL_EXPORT void *valloc(size_t size)
 {
 	ENSURE_REAL(valloc, NULL);
-	return track_alloc(HS_EV_VALLOC, pl_real.valloc(size), size);
+	return TRACK_ALLOC(HS_EV_VALLOC, pl_real.valloc(size), size);
 }
 
 /* pvalloc rounds the request up to whole pages: that is what it asks for. */
@@ -332,5 +353,5 @@ PL_EXPORT void *pvalloc(size_t size)
 	ENSURE_REAL(pvalloc, NULL);
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t rounded = size ? (size + page - 1) & ~(page - 1) : page;
-	return track_alloc(HS_EV_PVALLOC, pl_real.pvalloc(size), rounded);
+	return TRACK_ALLOC(HS_EV_PVALLOC, pl_real.pvalloc(size), rounded);
 }

@@ -7,9 +7,12 @@
  * code holds: what is tested is the profiler, not glibc's signal safety.
  * Each handler may be interrupted by the other signal's; with "masked",
  * both signals are held while either handler runs, so handlers never nest.
+ * "locked" is "masked" with malloc(5000)/free in the main loop instead: too
+ * big for the per-thread cache, so the main thread is mostly inside glibc
+ * holding its arena lock when a handler allocates (from the cache).
  * Prints what it counted:
  *	robust_signal: main M handler H
- * usage: robust_signal [ITERATIONS [masked]]   (default 3000000)
+ * usage: robust_signal [ITERATIONS [masked|locked]]   (default 3000000)
  */
 #include <pthread.h>
 #include <signal.h>
@@ -63,8 +66,10 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	if (argc > 2 && !strcmp(argv[2], "masked"))
+	int locked = argc > 2 && !strcmp(argv[2], "locked");
+	if (locked || (argc > 2 && !strcmp(argv[2], "masked")))
 		sa.sa_mask = all;
+	size_t size = locked ? 5000 : 200;
 	sigaction(SIGALRM, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 	main_thread = pthread_self();
@@ -78,7 +83,7 @@ int main(int argc, char **argv)
 
 	long main_allocs = 0;
 	for (long i = 0; i < n; i++) {
-		void *p = malloc(200); /* LINE:main */
+		void *p = malloc(size); /* LINE:main */
 		if (!p)
 			abort();
 		*(volatile char *)p = 1;
