@@ -61,6 +61,7 @@ rm -rf "$W/runs" "$W/logs" "$W/traces" "$W/cache"
 # round fills it, the next ones use it (a user's repeated runs); the
 # csv-rust-seed-cold row runs with --no-cache, as a first run would
 export XDG_CACHE_HOME="$W/cache"
+mkdir -p "$XDG_CACHE_HOME" || die "cannot create $XDG_CACHE_HOME"
 mkdir -p "$W/bin" "$W/runs" "$W/logs" "$W/traces" "$W/in" || die "cannot create $W"
 RAW=$W/raw.tsv
 : >"$RAW"
