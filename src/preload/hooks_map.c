@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/types.h>
@@ -24,13 +25,23 @@ static void *(*real_sbrk)(intptr_t);
 /* Resolved on first use: these can be called before our constructor. */
 #define REAL(name) (real_##name ? real_##name : (real_##name = (__typeof__(real_##name))dlsym(RTLD_NEXT, #name)))
 
+/* Who called the hook: its return address (in a hook, not a helper). */
+#define CALLER() ((uint64_t)(uintptr_t)__builtin_return_address(0))
+
+/* caller: CALLER() of the hook. */
 static void record_map(unsigned kind, uint64_t addr, uint64_t size, uint64_t old_addr, uint64_t old_size,
-		       uint32_t prot, uint64_t flags)
+		       uint32_t prot, uint64_t flags, uint64_t caller)
 {
 	struct pl_thread *t = &pl_self;
-	/* nested in an event: libunwind mapping its per-thread cache, ours */
-	if (!pl_active || t->in_hook)
+	if (!pl_active)
 		return;
+	if (t->in_hook) {
+		/* Nested in one of our events: libunwind mapping its cache is ours;
+		 * anything else is a signal handler's call, lost and counted. */
+		if ((t->in_hook == PL_IN_EVENT || t->in_hook == PL_IN_NESTED) && !pl_in_unwinder(caller))
+			atomic_fetch_add_explicit(&pl_shm->dropped, 1, memory_order_relaxed);
+		return;
+	}
 	t->in_hook = PL_IN_EVENT;
 	int saved = errno;
 	uint16_t evflags = 0;
@@ -56,7 +67,7 @@ PL_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
 	void *p = real_mmap(addr, len, prot, flags, fd, off);
 	if (p != MAP_FAILED)
 		record_map(HS_EV_MMAP, (uintptr_t)p, len, 0, fd >= 0 && !(flags & MAP_ANONYMOUS) ? (uint64_t)fd + 1 : 0,
-			   (uint32_t)prot, (uint32_t)flags);
+			   (uint32_t)prot, (uint32_t)flags, CALLER());
 	return p;
 }
 
@@ -69,7 +80,7 @@ PL_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_
 	void *p = real_mmap64(addr, len, prot, flags, fd, off);
 	if (p != MAP_FAILED)
 		record_map(HS_EV_MMAP, (uintptr_t)p, len, 0, fd >= 0 && !(flags & MAP_ANONYMOUS) ? (uint64_t)fd + 1 : 0,
-			   (uint32_t)prot, (uint32_t)flags);
+			   (uint32_t)prot, (uint32_t)flags, CALLER());
 	return p;
 }
 
@@ -82,7 +93,7 @@ PL_EXPORT int munmap(void *addr, size_t len)
 	/* stamped after the call: a later mmap can only be given the range after it */
 	int ret = real_munmap(addr, len);
 	if (ret == 0)
-		record_map(HS_EV_MUNMAP, (uintptr_t)addr, len, 0, 0, 0, 0);
+		record_map(HS_EV_MUNMAP, (uintptr_t)addr, len, 0, 0, 0, 0, CALLER());
 	return ret;
 }
 
@@ -101,7 +112,7 @@ PL_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...
 	}
 	void *p = real_mremap(old, old_len, new_len, flags, fixed);
 	if (p != MAP_FAILED)
-		record_map(HS_EV_MREMAP, (uintptr_t)p, new_len, (uintptr_t)old, old_len, 0, (uint32_t)flags);
+		record_map(HS_EV_MREMAP, (uintptr_t)p, new_len, (uintptr_t)old, old_len, 0, (uint32_t)flags, CALLER());
 	return p;
 }
 
@@ -114,7 +125,7 @@ PL_EXPORT int brk(void *addr)
 	void *before = real_sbrk(0);
 	int ret = real_brk(addr);
 	if (ret == 0)
-		record_map(HS_EV_BRK, (uintptr_t)addr, 0, (uintptr_t)before, 0, 0, 0);
+		record_map(HS_EV_BRK, (uintptr_t)addr, 0, (uintptr_t)before, 0, 0, 0, CALLER());
 	return ret;
 }
 
@@ -126,6 +137,6 @@ PL_EXPORT void *sbrk(intptr_t incr)
 	}
 	void *before = real_sbrk(incr);
 	if (before != (void *)-1 && incr)
-		record_map(HS_EV_SBRK, (uintptr_t)before + (uintptr_t)incr, 0, (uintptr_t)before, 0, 0, 0);
+		record_map(HS_EV_SBRK, (uintptr_t)before + (uintptr_t)incr, 0, (uintptr_t)before, 0, 0, 0, CALLER());
 	return before;
 }

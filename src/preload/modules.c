@@ -17,11 +17,15 @@
 
 #include "preload.h"
 
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
 #define LOCAL_MAX 1024 /* objects this process keeps ranges of */
 
 char pl_exe[512];
 char pl_self_path[4096];
 static uint64_t self_start, self_end;
+static uint64_t unw_start, unw_end; /* libunwind's own code: its mmap calls are ours */
 
 /* What is loaded in this address space: extents, and a hash of each path to
  * tell a library from another loaded at the same place later. A fork child
@@ -37,6 +41,11 @@ static _Atomic uint32_t cur;  /* the list readers use */
 int pl_in_self(uint64_t ip)
 {
 	return ip >= self_start && ip < self_end;
+}
+
+int pl_in_unwinder(uint64_t ip)
+{
+	return ip >= unw_start && ip < unw_end;
 }
 
 int pl_modules_contains(uint64_t ip)
@@ -129,6 +138,11 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 		self_start = lo;
 		self_end = hi;
 		copy_path(pl_self_path, sizeof(pl_self_path), path);
+	}
+	uint64_t unw = (uint64_t)(uintptr_t)&unw_backtrace;
+	if (unw >= lo && unw < hi) {
+		unw_start = lo;
+		unw_end = hi;
 	}
 	struct local_mod l = { info->dlpi_addr, lo, hi, hash_path(path) };
 	if (sc->nnow < LOCAL_MAX)

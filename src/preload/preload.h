@@ -127,6 +127,7 @@ void pl_snapshot_smaps(void);
 void pl_modules_snapshot(void);
 int pl_modules_contains(uint64_t ip);
 int pl_in_self(uint64_t ip);
+int pl_in_unwinder(uint64_t ip);         /* in libunwind's code (known once the modules were read) */
 void pl_modules_init(void);
 void pl_exe_init(void);                 /* reads pl_exe */
 extern char pl_exe[512];                 /* /proc/self/exe of this image */

@@ -196,6 +196,26 @@ def _():
     handlers_all_recorded("2000000", "locked")
 
 
+@T.test("a handler's mmap during one of heapscope's events: recorded or counted dropped, never lost silently")
+def _():
+    # The mapping hooks have no second buffer: a handler's mmap/munmap that
+    # interrupts one of our events is counted as dropped (libunwind's own
+    # mappings, made inside our events, are told apart by their caller).
+    path, rec = T.record(build("robust_signal"), ["1000000", "mapped"])
+    own = counts(rec.stdout, "robust_signal")
+    check(own["handler"] > 100, f"only {own['handler']} handler runs: the signals did not come")
+    d = T.report_json(path, "--top", "0")
+    s = d["summary"]
+    eq(s["complete"], True, "complete")
+    calls = s["map_calls"]
+    eq(calls["mmap"], calls["munmap"], "mmap and munmap calls recorded in pairs")
+    eq(calls["mmap"] + calls["munmap"] + s["dropped_events"], 2 * own["handler"],
+       f"the handler's mmap and munmap calls, recorded ({calls['mmap']} + {calls['munmap']}) or dropped "
+       f"({s['dropped_events']})")
+    main_allocs, main_leaked = at_line(d, "robust_signal", "main")
+    eq((main_allocs, main_leaked), (own["main"], 0), "main loop allocations, and their blocks never freed")
+
+
 @T.test("allocation in signal handlers that interrupt each other: recorded, a third level counted dropped")
 def _():
     # A handler that runs while the other one is recording its own nested

@@ -7,12 +7,14 @@
  * code holds: what is tested is the profiler, not glibc's signal safety.
  * Each handler may be interrupted by the other signal's; with "masked",
  * both signals are held while either handler runs, so handlers never nest.
+ * "mapped" is "masked" with the handler making one mmap(4096)/munmap pair
+ * instead of its malloc (counted as handler runs too).
  * "locked" is "masked" with malloc(5000)/free in the main loop instead: too
  * big for the per-thread cache, so the main thread is mostly inside glibc
  * holding its arena lock when a handler allocates (from the cache).
  * Prints what it counted:
  *	robust_signal: main M handler H
- * usage: robust_signal [ITERATIONS [masked|locked]]   (default 3000000)
+ * usage: robust_signal [ITERATIONS [masked|locked|mapped]]   (default 3000000)
  */
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -28,9 +31,19 @@ static atomic_long handler_allocs;
 static atomic_int stop;
 static pthread_t main_thread;
 
+static int mapped;
+
 static void on_signal(int sig)
 {
 	(void)sig;
+	if (mapped) {
+		void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); /* LINE:mapped */
+		if (m != MAP_FAILED) {
+			munmap(m, 4096);
+			atomic_fetch_add(&handler_allocs, 1);
+		}
+		return;
+	}
 	void *p = malloc(40); /* LINE:handler */
 	if (p) {
 		*(volatile char *)p = 1;
@@ -67,7 +80,8 @@ int main(int argc, char **argv)
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	int locked = argc > 2 && !strcmp(argv[2], "locked");
-	if (locked || (argc > 2 && !strcmp(argv[2], "masked")))
+	mapped = argc > 2 && !strcmp(argv[2], "mapped");
+	if (locked || mapped || (argc > 2 && !strcmp(argv[2], "masked")))
 		sa.sa_mask = all;
 	size_t size = locked ? 5000 : 200;
 	sigaction(SIGALRM, &sa, NULL);
