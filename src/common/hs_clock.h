@@ -71,7 +71,8 @@ static inline uint64_t hs_clock_convert(const struct hs_clock *c, uint64_t tsc)
 }
 #endif
 
-/* c->kind must be final (not PENDING); hs_clock_snapshot makes a copy that is. */
+/* c->kind must be final (not PENDING): the library reads a copy taken once
+ * calibration ended (pl_clock_init), the recorder its own. */
 static inline uint64_t hs_clock_now(const struct hs_clock *c)
 {
 #if defined(__x86_64__)

@@ -105,7 +105,6 @@ void pl_event_abort(struct pl_thread *t);
 uint64_t pl_now(void);
 int pl_clock_init(void);                 /* the recording's clock, from the header */
 void pl_thread_release(void);            /* the thread is exiting */
-struct hs_ring *pl_ring_of(struct pl_thread *t); /* its ring, claimed if need be; NULL: none */
 void pl_rings_wait_unwinding(void);      /* no thread of this image inside libunwind */
 int pl_recorder_alive(void);             /* not gone, not a zombie (a syscall or three) */
 

@@ -202,7 +202,7 @@ static int wait_for_room(struct hs_ring *r, uint64_t head, unsigned n)
 /* Without a ring (more threads alive than rings), the thread writes to the
  * shared one, and claims (a scan of every ring) only every CLAIM_RETRY
  * calls. */
-struct hs_ring *pl_ring_of(struct pl_thread *t)
+static struct hs_ring *ring_of(struct pl_thread *t)
 {
 	if (!t->ring) {
 		if (t->claim_wait) {
@@ -276,7 +276,7 @@ static int shared_begin(struct pl_thread *t, unsigned n, uint64_t *time_out)
 
 int pl_event_begin(struct pl_thread *t, unsigned n, uint64_t *time_out)
 {
-	struct hs_ring *r = pl_ring_of(t);
+	struct hs_ring *r = ring_of(t);
 	if (!r)
 		return shared_begin(t, n, time_out);
 	/* busy before the clock: see the ring protocol in shm_layout.h */

@@ -153,10 +153,12 @@ void pl_unwind_fork_done(int child)
 uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags)
 {
 	void *buf[HS_MAX_DEPTH + 16];
-	struct hs_ring *r = pl_ring_of(t);
-	if (!r && !pl_active)
+	if (!pl_active)
 		return 0; /* the recorder is gone: the event will be dropped */
-	_Atomic unsigned *flag = unwind_enter(r);
+	/* the ring pl_event_begin claims: until it has one, the thread counts
+	 * itself in unringed (a second claim here would count the shared
+	 * ring's retry twice per event) */
+	_Atomic unsigned *flag = unwind_enter(t->ring);
 	t->in_unwind = 1;
 	int n = unw_backtrace(buf, HS_MAX_DEPTH + 16);
 	t->in_unwind = 0;
