@@ -121,6 +121,9 @@ int rec_record(const struct rec_options *o)
 	struct rec_drain *d = NULL;
 	int status = 1, ret, write_failed = 0;
 
+	/* first: the program's library waits until CAL_NS after this */
+	if (rec_clock_start(getenv("HEAPSCOPE_CLOCK")))
+		return 2;
 	ret = rec_resolve_program(o->argv[0], &prog);
 	if (ret)
 		return ret == -ENOENT ? 127 : 126; /* the shell's codes for not found / cannot run */
@@ -129,10 +132,7 @@ int rec_record(const struct rec_options *o)
 		goto out;
 
 	shm.h->sample_ns = o->interval_ns;
-	if (rec_clock_start(&shm.h->clock, getenv("HEAPSCOPE_CLOCK"))) {
-		status = 2;
-		goto out;
-	}
+	rec_clock_share(&shm.h->clock);
 	uint64_t t0 = rec_clock_now(), start_unix = clock_ns(CLOCK_REALTIME);
 	rec_signals_setup();
 	if (rec_spawn(&child, prog, o->argv, preload, shm.env))
@@ -166,7 +166,11 @@ int rec_record(const struct rec_options *o)
 	}
 	if (!o->output)
 		rec_error("recording into %s", name);
-	/* the memfd stays open: every process of the tree opens it through /proc */
+	/* The clock is final before the program runs: its library would wait
+	 * for it, and on a busy machine the recorder may get a CPU again only
+	 * once the program sleeps. The memfd stays open: every process of the
+	 * tree opens it through /proc. */
+	rec_clock_finish(&shm.h->clock);
 	ret = rec_spawn_release(&child, 0);
 	if (ret) {
 		rec_error("cannot execute %s: %s; check the program (and a script's '#!' interpreter)", prog,
@@ -178,8 +182,6 @@ int rec_record(const struct rec_options *o)
 		goto out;
 	}
 
-	/* the program is being loaded, its library waits for the clock */
-	rec_clock_finish(&shm.h->clock);
 	/* one sample at once: a program shorter than the first turn of the
 	 * loop still has one */
 	rec_drain_sample(d);

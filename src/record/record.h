@@ -47,11 +47,14 @@ void rec_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- record_clock.c ---------------------------------------------------- */
 
-/* Chooses the recording's clock (hs_clock.h) into shared: mode is
- * HEAPSCOPE_CLOCK, "tsc", "monotonic", or NULL/""/"auto" for the TSC where
- * it is usable. A TSC clock is left PENDING for rec_clock_finish, after the
- * program was started. Returns 0, or -1 with the reason printed. */
-int rec_clock_start(struct hs_clock *shared, const char *mode);
+/* Chooses the recording's clock (hs_clock.h): mode is HEAPSCOPE_CLOCK,
+ * "tsc", "monotonic", or NULL/""/"auto" for the TSC where it is usable, whose
+ * first calibration point it takes. Returns 0, or -1 with the reason printed. */
+int rec_clock_start(const char *mode);
+/* Marks a TSC clock PENDING in shared, for rec_clock_finish to complete. */
+void rec_clock_share(struct hs_clock *shared);
+/* Takes the second point, CAL_NS after the first (sleeping the rest), and
+ * publishes the clock in shared. */
 void rec_clock_finish(struct hs_clock *shared);
 /* The recorder's reading of the same clock (CLOCK_MONOTONIC until calibrated). */
 uint64_t rec_clock_now(void);

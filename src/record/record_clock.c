@@ -1,11 +1,12 @@
 /*
  * record_clock.c: chooses the recording's clock (hs_clock.h) and calibrates
- * the TSC against CLOCK_MONOTONIC. The first point is taken before the
- * program is started, the second at least CAL_NS later, while the program
- * is being loaded: the library waits for it before its first event, so the
- * wait costs the run little or nothing. Each point is the best of a few
- * tries: the one whose two TSC reads around clock_gettime are closest, with
- * the TSC taken halfway between them.
+ * the TSC against CLOCK_MONOTONIC. The first point is taken as the
+ * recording starts, the second at least CAL_NS later, just before the
+ * program is let go: the program is looked up and spawned in between, so
+ * that neither the recorder nor the library (which needs the clock for its
+ * first event) waits. Each point is the best of a few tries: the one whose
+ * two TSC reads around clock_gettime are closest, with the TSC taken halfway
+ * between them.
  *
  * The recorder keeps its own copy: it reads its clock from that, never from
  * the shared memory that the program could overwrite.
@@ -15,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CAL_NS 2000000ull   /* between the two points: 2 ms, a few ppm */
+#define CAL_NS 500000ull    /* between the two points: a point is good to ~10 ns here, so 20 ppm at most */
 #define CAL_TRIES 8
 
 static struct hs_clock clk;    /* kind MONOTONIC until calibrated */
@@ -90,9 +91,10 @@ static void point(unsigned kind, uint64_t *tsc, uint64_t *ns)
 }
 #endif
 
-int rec_clock_start(struct hs_clock *shared, const char *mode)
+int rec_clock_start(const char *mode)
 {
 	int want_tsc = 0;
+	pending_kind = 0;
 	if (mode && *mode && strcmp(mode, "auto")) {
 		if (!strcmp(mode, "tsc")) {
 			want_tsc = 1;
@@ -115,16 +117,20 @@ int rec_clock_start(struct hs_clock *shared, const char *mode)
 	}
 	point(kind, &clk.tsc0, &clk.ns0);
 	pending_kind = kind;
-	atomic_store_explicit(&shared->kind, HS_CLOCK_PENDING, memory_order_release);
 	return 0;
 #else
-	(void)shared;
 	if (want_tsc) {
 		rec_error("HEAPSCOPE_CLOCK=tsc, but this machine has no TSC");
 		return -1;
 	}
 	return 0;
 #endif
+}
+
+void rec_clock_share(struct hs_clock *shared)
+{
+	if (pending_kind)
+		atomic_store_explicit(&shared->kind, HS_CLOCK_PENDING, memory_order_release);
 }
 
 void rec_clock_finish(struct hs_clock *shared)

@@ -103,18 +103,20 @@ int main(void)
 	struct hs_clock shared;
 
 	memset(&shared, 0, sizeof(shared));
-	check(rec_clock_start(&shared, "bogus") == -1, "HEAPSCOPE_CLOCK=bogus is refused");
-	check(rec_clock_start(&shared, "monotonic") == 0 && atomic_load(&shared.kind) == HS_CLOCK_MONOTONIC,
-	      "HEAPSCOPE_CLOCK=monotonic: kind %u", (unsigned)atomic_load(&shared.kind));
+	check(rec_clock_start("bogus") == -1, "HEAPSCOPE_CLOCK=bogus is refused");
+	check(rec_clock_start("monotonic") == 0, "HEAPSCOPE_CLOCK=monotonic is taken");
+	rec_clock_share(&shared);
+	check(atomic_load(&shared.kind) == HS_CLOCK_MONOTONIC, "HEAPSCOPE_CLOCK=monotonic: kind %u",
+	      (unsigned)atomic_load(&shared.kind));
 	check_clock("monotonic", &shared);
 
 	memset(&shared, 0, sizeof(shared));
-	check(rec_clock_start(&shared, NULL) == 0, "the default clock is chosen");
+	check(rec_clock_start(NULL) == 0, "the default clock is chosen");
+	rec_clock_share(&shared);
 	unsigned kind = atomic_load(&shared.kind);
 	if (kind == HS_CLOCK_MONOTONIC) {
 		printf("(no usable TSC here: the default is CLOCK_MONOTONIC)\n");
-		struct hs_clock tsc = { 0 };
-		check(rec_clock_start(&tsc, "tsc") == -1, "HEAPSCOPE_CLOCK=tsc is refused where the TSC cannot be used");
+		check(rec_clock_start("tsc") == -1, "HEAPSCOPE_CLOCK=tsc is refused where the TSC cannot be used");
 		return check_done();
 	}
 	check(kind == HS_CLOCK_PENDING, "TSC: pending until calibrated (kind %u)", kind);
