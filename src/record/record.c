@@ -240,10 +240,10 @@ int rec_record(const struct rec_options *o)
 		}
 		if (now >= next_flush) {
 			next_flush = now + FLUSH_NS;
-			if (trace_writer_flush(w) && !write_failed) {
+			int err = trace_writer_push(w);
+			if (err && !write_failed) {
 				write_failed = 1;
-				rec_error("cannot write %s: %s; the trace will be incomplete", name,
-					  strerror(-trace_writer_flush(w)));
+				rec_error("cannot write %s: %s; the trace will be incomplete", name, strerror(-err));
 			}
 		}
 		if (moved < BUSY_ROUND)

@@ -76,8 +76,12 @@ struct trace_writer;
 /* Create path (0600, O_EXCL|O_NOFOLLOW unless force, which replaces a regular
  * file but still never follows a link). Returns 0 or -errno. */
 int trace_writer_open(struct trace_writer **out, const char *path, int force);
-/* Compresses and writes the pending records as one block. 0 or -errno. */
+/* Writes the pending records as one block and waits until every block is
+ * in the file. 0 or -errno (the first error seen since open). */
 int trace_writer_flush(struct trace_writer *w);
+/* Hands the pending records over as one block, to be written without
+ * waiting for it. 0 or -errno (the first error seen so far). */
+int trace_writer_push(struct trace_writer *w);
 /* Flush, fsync-free close. 0 or -errno (the first error seen since open). */
 int trace_writer_close(struct trace_writer *w);
 
@@ -91,7 +95,7 @@ void tw_str(struct trace_writer *w, const char *s);            /* NULL writes ""
 void tw_time(struct trace_writer *w, uint64_t t);
 /* Ends the record; flushes a block when it is full. */
 void tw_end(struct trace_writer *w);
-uint64_t trace_writer_bytes(const struct trace_writer *w); /* bytes written so far */
+uint64_t trace_writer_bytes(struct trace_writer *w); /* bytes in the file so far, and not yet compressed */
 
 /* ---- reader ---------------------------------------------------------- */
 
