@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,14 +72,25 @@ def eq(got, want, what):
 
 def run(cmd, cwd=None, env=None, timeout=TIMEOUT, stdin=subprocess.DEVNULL):
     """Runs cmd, returns CompletedProcess with text stdout/stderr; Fail on timeout."""
+    # its own process group, so that a timeout kills the recorded program
+    # too: killing heapscope alone leaves it running, orphaned, for ever
     try:
-        return subprocess.run(cmd, cwd=cwd or TMP, env=env, stdin=stdin,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=timeout, errors="replace")
-    except subprocess.TimeoutExpired:
-        raise Fail(f"timed out after {timeout}s: {' '.join(cmd)}")
+        p = subprocess.Popen(cmd, cwd=cwd or TMP, env=env, stdin=stdin,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             errors="replace", start_new_session=True)
     except OSError as e:
         raise Fail(f"cannot run {cmd[0]}: {e}")
+    with p:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.communicate()
+            raise Fail(f"timed out after {timeout}s: {' '.join(cmd)}")
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
 def crashed(proc):
