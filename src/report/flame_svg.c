@@ -40,27 +40,30 @@ static size_t xml_char_len(const unsigned char *s)
 /* Text for XML content and attribute values alike. */
 static void xml_text(FILE *out, const char *str)
 {
-	const unsigned char *s = (const unsigned char *)str;
+	const unsigned char *s = (const unsigned char *)str, *run = s;
 	while (*s) {
 		size_t n = xml_char_len(s);
-		if (!n) {
-			fputs("\xef\xbf\xbd", out); /* U+FFFD */
-			s++;
-			continue;
+		const char *esc = NULL;
+		switch (n ? *s : 0) {
+		case 0: esc = "\xef\xbf\xbd"; n = 1; break; /* U+FFFD */
+		case '&': esc = "&amp;"; break;
+		case '<': esc = "&lt;"; break;
+		case '>': esc = "&gt;"; break;
+		case '"': esc = "&quot;"; break;
+		case '\'': esc = "&apos;"; break;
+		case '\n': esc = "&#10;"; break;
+		case '\r': esc = "&#13;"; break;
+		case '\t': esc = "&#9;"; break;
 		}
-		switch (*s) {
-		case '&': fputs("&amp;", out); break;
-		case '<': fputs("&lt;", out); break;
-		case '>': fputs("&gt;", out); break;
-		case '"': fputs("&quot;", out); break;
-		case '\'': fputs("&apos;", out); break;
-		case '\n': fputs("&#10;", out); break;
-		case '\r': fputs("&#13;", out); break;
-		case '\t': fputs("&#9;", out); break;
-		default: fwrite(s, 1, n, out);
+		if (esc) {
+			/* what needs no escape went out in one write */
+			fwrite(run, 1, (size_t)(s - run), out);
+			fputs(esc, out);
+			run = s + n;
 		}
 		s += n;
 	}
+	fwrite(run, 1, (size_t)(s - run), out);
 }
 
 /* The label that fits w pixels: the short name, else its head and "…". */

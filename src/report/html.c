@@ -33,29 +33,37 @@ static void jstr(FILE *out, const char *str)
 		fputs("null", out);
 		return;
 	}
-	const unsigned char *s = (const unsigned char *)str;
+	const unsigned char *s = (const unsigned char *)str, *run = s;
 	putc('"', out);
 	while (*s) {
 		size_t n = report_utf8_len(s);
+		unsigned char c = *s;
+		if (n == 1 && c >= 0x20 && c != 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&') {
+			s++;
+			continue;
+		}
+		if (n > 1 && !(n == 3 && s[0] == 0xe2 && s[1] == 0x80 && (s[2] == 0xa8 || s[2] == 0xa9))) {
+			s += n;
+			continue;
+		}
+		/* what needs no escape went out in one write */
+		fwrite(run, 1, (size_t)(s - run), out);
 		if (!n) {
 			fputs("\\ufffd", out);
 			s++;
-		} else if (n == 3 && s[0] == 0xe2 && s[1] == 0x80 && (s[2] == 0xa8 || s[2] == 0xa9)) {
+		} else if (n == 3) {
 			fputs(s[2] == 0xa8 ? "\\u2028" : "\\u2029", out);
 			s += 3;
-		} else if (n > 1) {
-			fwrite(s, 1, n, out);
-			s += n;
 		} else {
-			unsigned char c = *s++;
+			s++;
 			if (c == '"' || c == '\\')
 				fprintf(out, "\\%c", c);
-			else if (c < 0x20 || c == 0x7f || c == '<' || c == '>' || c == '&')
-				fprintf(out, "\\u%04x", c);
 			else
-				putc(c, out);
+				fprintf(out, "\\u%04x", c);
 		}
+		run = s;
 	}
+	fwrite(run, 1, (size_t)(s - run), out);
 	putc('"', out);
 }
 

@@ -67,8 +67,14 @@ static int cmp_group(const void *x, const void *y)
 /* One line holds one node: no newline may come from a symbol. */
 static void put_clean(FILE *out, const char *s)
 {
-	for (; *s; s++)
-		putc(*s == '\n' || *s == '\r' ? '?' : *s, out);
+	for (size_t n; *s; s += n) {
+		n = strcspn(s, "\n\r");
+		fwrite(s, 1, n, out);
+		if (s[n]) {
+			putc('?', out);
+			n++;
+		}
+	}
 }
 
 static void put_label(FILE *out, const struct model_frame *f)

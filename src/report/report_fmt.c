@@ -101,23 +101,25 @@ size_t report_utf8_len(const unsigned char *s)
 
 size_t report_put_textn(FILE *out, const char *str, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)str, *end = s + len;
+	const unsigned char *s = (const unsigned char *)str, *end = s + len, *run = s;
 	size_t width = 0;
 	while (s < end && *s) {
 		/* a sequence never spans the end: it is cut at an ASCII byte */
-		size_t n = report_utf8_len(s);
-		if (n > 1 && n <= (size_t)(end - s)) {
-			if (out)
-				fwrite(s, 1, n, out);
-			s += n;
+		size_t n = *s >= 0x20 && *s < 0x7f ? 1 : report_utf8_len(s);
+		if (n && n <= (size_t)(end - s) && (n > 1 || (*s >= 0x20 && *s != 0x7f))) {
+			s += n; /* kept: written with the run it is part of */
 		} else {
 			/* control characters and stray bytes could drive the terminal */
-			if (out)
-				putc(n != 1 || *s < 0x20 || *s == 0x7f ? '?' : *s, out);
-			s++;
+			if (out) {
+				fwrite(run, 1, (size_t)(s - run), out);
+				putc('?', out);
+			}
+			run = ++s;
 		}
 		width++;
 	}
+	if (out)
+		fwrite(run, 1, (size_t)(s - run), out);
 	return width;
 }
 
@@ -132,22 +134,25 @@ void rjson_string(FILE *out, const char *str)
 		fputs("null", out);
 		return;
 	}
-	const unsigned char *s = (const unsigned char *)str;
+	const unsigned char *s = (const unsigned char *)str, *run;
 	putc('"', out);
-	while (*s) {
-		/* A NUL ends the string, so a truncated sequence fails the checks
-		 * above on the NUL and never reads past it. */
-		size_t n = report_utf8_len(s);
-		if (n == 0) {
-			fputs("\\ufffd", out);
-			s++;
-			continue;
-		}
-		if (n > 1) {
-			fwrite(s, 1, n, out);
+	for (;;) {
+		/* what needs no escape goes out in one write */
+		for (run = s; *s; ) {
+			if (*s >= 0x20 && *s < 0x7f && *s != '"' && *s != '\\') {
+				s++;
+				continue;
+			}
+			/* A NUL ends the string, so a truncated sequence fails the
+			 * checks on the NUL and never reads past it. */
+			size_t n = *s >= 0x80 ? report_utf8_len(s) : 0;
+			if (n < 2)
+				break;
 			s += n;
-			continue;
 		}
+		fwrite(run, 1, (size_t)(s - run), out);
+		if (!*s)
+			break;
 		unsigned char c = *s++;
 		switch (c) {
 		case '"': fputs("\\\"", out); break;
@@ -161,7 +166,7 @@ void rjson_string(FILE *out, const char *str)
 			if (c < 0x20 || c == 0x7f)
 				fprintf(out, "\\u%04x", c);
 			else
-				putc(c, out);
+				fputs("\\ufffd", out); /* a byte of no valid UTF-8 sequence */
 		}
 	}
 	putc('"', out);
