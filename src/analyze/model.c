@@ -1,8 +1,8 @@
 /*
  * model.c: the single streaming pass over a trace that builds the model.
  *
- * State per event is O(1): a hash table of live blocks (address -> stack,
- * size, thread), per-stack totals keyed by leaf stack id, per-thread "last
+ * State per event is O(1): the live blocks (address -> stack, size;
+ * model_live.c), per-stack totals keyed by leaf stack id, per-thread "last
  * allocation" for temporaries, and a fixed-size timeline. Nothing is
  * allocated per event; tables grow by doubling.
  *
@@ -21,88 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-
-/* ---- live blocks (struct live_ent, model_priv.h) ------------------------- */
-
-static struct live_ent *live_find(struct live_tab *t, uint64_t addr)
-{
-	if (!t->cap)
-		return NULL;
-	size_t mask = t->cap - 1;
-	for (size_t i = model_hash64(addr) & mask;; i = (i + 1) & mask) {
-		if (t->e[i].addr == addr)
-			return &t->e[i];
-		if (!t->e[i].addr)
-			return NULL;
-	}
-}
-
-/* Zeroed table memory. A big table is probed at random addresses on every
- * event: on huge pages those probes stop missing the TLB as well. */
-static void *table_alloc(size_t bytes)
-{
-	const size_t huge = 2u << 20;
-	if (bytes < huge)
-		return calloc(1, bytes);
-	void *p = NULL;
-	if (posix_memalign(&p, huge, bytes))
-		return NULL;
-	madvise(p, bytes, MADV_HUGEPAGE);
-	memset(p, 0, bytes);
-	return p;
-}
-
-static int live_grow(struct live_tab *t)
-{
-	size_t cap = t->cap ? t->cap * 2 : 4096;
-	struct live_ent *e = table_alloc(cap * sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	for (size_t j = 0; j < t->cap; j++) {
-		if (!t->e[j].addr)
-			continue;
-		size_t i = model_hash64(t->e[j].addr) & (cap - 1);
-		while (e[i].addr)
-			i = (i + 1) & (cap - 1);
-		e[i] = t->e[j];
-	}
-	free(t->e);
-	t->e = e;
-	t->cap = cap;
-	return 0;
-}
-
-/* Returns the slot for addr: an existing entry, or an empty one to fill. */
-static struct live_ent *live_slot(struct live_tab *t, uint64_t addr)
-{
-	if ((t->used + 1) * 10 > t->cap * 7 && live_grow(t) < 0)
-		return NULL;
-	size_t mask = t->cap - 1, i = model_hash64(addr) & mask;
-	while (t->e[i].addr && t->e[i].addr != addr)
-		i = (i + 1) & mask;
-	return &t->e[i];
-}
-
-/* Backward-shift deletion: linear probing without tombstones, so a table
- * with heavy churn never degrades. */
-static void live_remove(struct live_tab *t, struct live_ent *ent)
-{
-	size_t mask = t->cap - 1, i = (size_t)(ent - t->e), j = i;
-	for (;;) {
-		j = (j + 1) & mask;
-		if (!t->e[j].addr)
-			break;
-		size_t home = model_hash64(t->e[j].addr) & mask;
-		/* move j into the hole at i unless its home lies in (i, j] */
-		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-			t->e[i] = t->e[j];
-			i = j;
-		}
-	}
-	t->e[i].addr = 0;
-	t->used--;
-}
 
 /* ---- the pass ------------------------------------------------------------- */
 
@@ -113,11 +31,29 @@ struct thread_state {
 	uint64_t pend_addr;  /* and that block's address */
 };
 
+/* Temporaries without a thread per block: a thread's latest allocation is
+ * its claim for as long as that block lives, and a block that leaves (freed,
+ * or replaced after a lost free) takes the claim with it. So a free is of a
+ * temporary exactly when the freeing thread holds the claim. With several
+ * threads, claims maps each claimed address to its thread, so that a free
+ * by another thread can drop the claim. */
+struct claim {
+	uint64_t addr; /* 0: an empty slot */
+	uint32_t thread;
+};
+
+struct claims {
+	struct claim *e;
+	size_t cap, used; /* cap a power of two */
+};
+
 struct pass {
 	struct model *m;
 	struct live_tab live;
 	uint64_t live_bytes, live_blocks;
 	uint64_t live_slack; /* usable - requested of the live blocks */
+	uint64_t tag_bytes, tag_slack, tag_blocks; /* of blocks of other processes (address bit 63) */
+	struct claims claims; /* used once a second thread is seen */
 	uint64_t epoch; /* peak epoch, see the top of this file */
 	int exit_seen;
 	struct idmap thread_ids; /* thread -> threads[] */
@@ -128,6 +64,59 @@ struct pass {
 	uint64_t tl_next; /* start of the step after the last timeline point */
 	uint64_t last_time;
 };
+
+static struct claim *claim_find(const struct claims *c, uint64_t addr)
+{
+	if (!c->cap)
+		return NULL;
+	size_t mask = c->cap - 1;
+	for (size_t i = model_hash64(addr) & mask; c->e[i].addr; i = (i + 1) & mask)
+		if (c->e[i].addr == addr)
+			return &c->e[i];
+	return NULL;
+}
+
+static int claim_put(struct claims *c, uint64_t addr, uint32_t thread)
+{
+	if ((c->used + 1) * 2 > c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		struct claim *e = calloc(cap, sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		model_oa_rehash(e, cap, c->e, c->cap, sizeof(*e), model_oa_hashed);
+		free(c->e);
+		c->e = e;
+		c->cap = cap;
+	}
+	size_t mask = c->cap - 1, i = model_hash64(addr) & mask;
+	while (c->e[i].addr && c->e[i].addr != addr)
+		i = (i + 1) & mask;
+	c->used += !c->e[i].addr;
+	c->e[i] = (struct claim){ addr, thread };
+	return 0;
+}
+
+/* Removes the claim on addr; returns its thread, UINT32_MAX when none. */
+static uint32_t claim_drop(struct claims *c, uint64_t addr)
+{
+	struct claim *ent = claim_find(c, addr);
+	if (!ent)
+		return UINT32_MAX;
+	uint32_t thread = ent->thread;
+	model_oa_remove(c->e, sizeof(*c->e), c->cap, (size_t)(ent - c->e), model_oa_hashed);
+	c->used--;
+	return thread;
+}
+
+/* The block at addr left: whoever claimed it loses the claim. */
+static void claim_lost(struct pass *ps, uint64_t addr)
+{
+	if (ps->nthreads < 2)
+		return; /* the one thread's claim is on its latest block, which did not leave */
+	uint32_t t = claim_drop(&ps->claims, addr);
+	if (t != UINT32_MAX)
+		ps->threads[t].has_last = 0;
+}
 
 /* Index of the per-stack totals for leaf id, created on first use. */
 static int stack_for(struct pass *ps, uint64_t id, uint32_t *out)
@@ -178,6 +167,10 @@ static int thread_for(struct pass *ps, uint64_t thread, uint32_t *out)
 		i = (uint32_t)ps->nthreads++;
 		ps->threads[i] = (struct thread_state){ 0, 0, 0, 0 };
 		if (model_map_put(&ps->thread_ids, thread, i) < 0)
+			return -ENOMEM;
+		/* from the second thread on, claims are kept by address */
+		const struct thread_state *first = &ps->threads[0];
+		if (i == 1 && first->has_last && first->last && claim_put(&ps->claims, first->last, 0) < 0)
 			return -ENOMEM;
 	}
 	*out = i;
@@ -251,6 +244,8 @@ static int on_alloc(struct pass *ps, const struct trace_record *rec)
 	st->allocations++;
 	st->allocated_bytes += size;
 	struct thread_state *th = &ps->threads[ti];
+	if (ps->nthreads > 1 && th->has_last && th->last)
+		claim_drop(&ps->claims, th->last); /* its latest allocation is this one now */
 	th->last = addr;
 	th->has_last = 1;
 	/* A realloc's new block right after its free continues the old block's
@@ -266,29 +261,40 @@ static int on_alloc(struct pass *ps, const struct trace_record *rec)
 		return 0;
 	uint32_t slack = rec->u.alloc.slack > UINT32_MAX ? UINT32_MAX : (uint32_t)rec->u.alloc.slack;
 
-	struct live_ent *e = live_slot(&ps->live, addr);
-	if (!e)
+	struct live_blk nb = { size, si, slack, step ? chain : 0 }, old;
+	if (step)
+		model_growth_step(m, chain, th->pend_addr, addr, &nb);
+	int had = model_live_put(&ps->live, addr, &nb, &old);
+	if (had < 0)
 		return -ENOMEM;
-	if (e->addr) {
+	if (had) {
 		/* Still live: its free was lost (dropped). The new block replaces it. */
 		s->reused_live++;
-		touch(ps, e->stack);
-		m->stacks[e->stack].live_bytes -= e->size;
-		m->stacks[e->stack].live_blocks--;
-		ps->live_bytes -= e->size;
+		touch(ps, old.stack);
+		m->stacks[old.stack].live_bytes -= old.size;
+		m->stacks[old.stack].live_blocks--;
+		ps->live_bytes -= old.size;
 		ps->live_blocks--;
-		ps->live_slack -= e->slack;
-		if (e->chain)
-			model_growth_end(m, e->chain);
-	} else {
-		ps->live.used++;
+		ps->live_slack -= old.slack;
+		if (addr >> 63) {
+			ps->tag_bytes -= old.size;
+			ps->tag_slack -= old.slack;
+			ps->tag_blocks--;
+		}
+		if (old.chain)
+			model_growth_end(m, old.chain);
+		claim_lost(ps, addr);
 	}
+	if (ps->nthreads > 1 && claim_put(&ps->claims, addr, ti) < 0)
+		return -ENOMEM;
 	touch(ps, si);
 	st->live_bytes += size;
 	st->live_blocks++;
-	*e = (struct live_ent){ addr, size, si, ti, slack, 0 };
-	if (step)
-		model_growth_step(m, chain, th->pend_addr, e);
+	if (addr >> 63) {
+		ps->tag_bytes += size;
+		ps->tag_slack += slack;
+		ps->tag_blocks++;
+	}
 	ps->live_bytes += size;
 	ps->live_blocks++;
 	ps->live_slack += slack;
@@ -325,38 +331,46 @@ static int on_free(struct pass *ps, const struct trace_record *rec)
 	}
 	if (!addr)
 		return 0; /* free(NULL) releases nothing */
-	struct live_ent *e = live_find(&ps->live, addr);
-	if (!e) {
+	struct live_blk e;
+	if (!model_live_take(&ps->live, addr, &e)) {
 		s->unknown_frees++;
 		return 0;
 	}
 	s->frees++; /* like valgrind: frees of blocks this recording saw allocated */
-	struct model_stack *st = &m->stacks[e->stack];
-	touch(ps, e->stack);
-	st->live_bytes -= e->size;
+	struct model_stack *st = &m->stacks[e.stack];
+	touch(ps, e.stack);
+	st->live_bytes -= e.size;
 	st->live_blocks--;
 	st->frees++;
-	ps->live_bytes -= e->size;
+	ps->live_bytes -= e.size;
 	ps->live_blocks--;
-	ps->live_slack -= e->slack;
+	ps->live_slack -= e.slack;
+	if (addr >> 63) {
+		ps->tag_bytes -= e.size;
+		ps->tag_slack -= e.slack;
+		ps->tag_blocks--;
+	}
 	if (rec->u.free.kind == MODEL_KIND_REALLOC_FREE) {
 		/* the new block, if the realloc returned one, is the thread's next event */
-		th->pend_chain = model_growth_chain(m, e);
+		th->pend_chain = model_growth_chain(m, &e);
 		th->pend_addr = addr;
 		if (!th->pend_chain)
 			return -ENOMEM;
-	} else if (e->chain) {
-		model_growth_end(m, e->chain);
+	} else if (e.chain) {
+		model_growth_end(m, e.chain);
 	}
 	/* Temporary: the same thread allocated it and allocated nothing since. */
-	if (e->thread == ti && th->has_last && th->last == addr) {
+	if (th->has_last && th->last == addr) {
 		s->temporary++;
-		s->temporary_bytes += e->size;
+		s->temporary_bytes += e.size;
 		st->temporary++;
-		st->temporary_bytes += e->size;
+		st->temporary_bytes += e.size;
 		th->has_last = 0;
+		if (ps->nthreads > 1)
+			claim_drop(&ps->claims, addr);
+	} else {
+		claim_lost(ps, addr);
 	}
-	live_remove(&ps->live, e);
 	return 0;
 }
 
@@ -459,7 +473,8 @@ static int apply(struct pass *ps, const struct trace_record *rec)
 		model_mem_mallinfo(m, rec);
 		return 0;
 	case TR_SMAPS: {
-		struct model_live_view v = { ps->live.e, ps->live.cap, ps->live_bytes, ps->live_slack, ps->live_blocks };
+		struct model_live_view v = { &ps->live, ps->live_bytes - ps->tag_bytes, ps->live_slack - ps->tag_slack,
+					     ps->live_blocks - ps->tag_blocks };
 		return model_mem_smaps(m, rec, &v);
 	}
 	default:
@@ -525,8 +540,9 @@ void model_free(struct model *m)
 	free(m);
 }
 
-/* Events wait in a short queue while the live-table slots of the ones
- * behind them are prefetched: on a big run the table is far larger than the
+/* Events wait in a short queue while what the live table will read for the
+ * ones behind them is prefetched, in two steps (the table's entry, then the
+ * record it may point to): on a big run the table is far larger than the
  * caches, and each lookup would otherwise stall on memory in turn. Only
  * allocations and frees queue; any other record drains the queue first, so
  * records still apply in the order of the trace. */
@@ -536,6 +552,11 @@ struct event_queue {
 	struct trace_record ev[QUEUE_LEN];
 	unsigned head, n;
 };
+
+static inline uint64_t event_addr(const struct trace_record *rec)
+{
+	return rec->type == TR_ALLOC ? rec->u.alloc.addr : rec->u.free.addr;
+}
 
 static int queue_drain(struct pass *ps, struct event_queue *q)
 {
@@ -556,9 +577,9 @@ static int queue_event(struct pass *ps, struct event_queue *q, const struct trac
 		q->head = (q->head + 1) % QUEUE_LEN;
 		q->n--;
 	}
-	uint64_t addr = rec->type == TR_ALLOC ? rec->u.alloc.addr : rec->u.free.addr;
-	if (ps->live.cap)
-		__builtin_prefetch(&ps->live.e[model_hash64(addr) & (ps->live.cap - 1)], 1);
+	model_live_prefetch(&ps->live, event_addr(rec));
+	if (q->n >= QUEUE_LEN / 2)
+		model_live_prefetch2(&ps->live, event_addr(&q->ev[(q->head + q->n - QUEUE_LEN / 2) % QUEUE_LEN]));
 	q->ev[(q->head + q->n) % QUEUE_LEN] = *rec;
 	q->n++;
 	return 0;
@@ -587,6 +608,8 @@ int model_load(struct model **out, const char *path, char *err, size_t errlen)
 	}
 	m->timeline_step_ns = 1024; /* doubles as the run grows: <= MODEL_TIMELINE_MAX points */
 	ps.m = m;
+	ps.live.chain_blk = model_growth_block;
+	ps.live.chain_ctx = m;
 
 	struct event_queue q = { .n = 0 };
 	for (;;) {
@@ -633,7 +656,8 @@ int model_load(struct model **out, const char *path, char *err, size_t errlen)
 		set_reason(m, MODEL_GAP_INTERRUPTED, path, "the recorder stopped before the program did");
 	}
 	trace_reader_close(r);
-	free(ps.live.e);
+	model_live_free(&ps.live);
+	free(ps.claims.e);
 	free(ps.threads);
 	model_map_free(&ps.thread_ids);
 	*out = m;
@@ -642,7 +666,8 @@ fail:
 	if (err)
 		snprintf(err, errlen, "%s: out of memory while reading the trace", path);
 	trace_reader_close(r);
-	free(ps.live.e);
+	model_live_free(&ps.live);
+	free(ps.claims.e);
 	free(ps.threads);
 	model_map_free(&ps.thread_ids);
 	model_free(m);
@@ -666,6 +691,7 @@ int model_stack_series(const struct model *m, const char *path, const size_t *id
 	struct trace_reader *r = NULL;
 	struct trace_record rec;
 	struct live_tab live = { 0 };
+	struct live_blk e;
 	uint64_t live_bytes = 0, step_max = 0;
 	uint32_t *slot = NULL;
 	uint64_t *cur = NULL;
@@ -718,17 +744,14 @@ int model_stack_series(const struct model *m, const char *path, const size_t *id
 			uint32_t si = model_map_get(&priv->stack_ids, rec.u.alloc.stack);
 			if (!addr || si == IDMAP_NONE)
 				continue;
-			struct live_ent *e = live_slot(&live, addr);
-			if (!e)
+			int had = model_live_put(&live, addr, &(struct live_blk){ size, si, 0, 0 }, &e);
+			if (had < 0)
 				goto oom;
-			if (e->addr) {
-				if (slot[e->stack] != UINT32_MAX)
-					cur[slot[e->stack]] -= e->size;
-				live_bytes -= e->size;
-			} else {
-				live.used++;
+			if (had) {
+				if (slot[e.stack] != UINT32_MAX)
+					cur[slot[e.stack]] -= e.size;
+				live_bytes -= e.size;
 			}
-			*e = (struct live_ent){ addr, size, si, 0, 0, 0 };
 			if (slot[si] != UINT32_MAX)
 				cur[slot[si]] += size;
 			live_bytes += size;
@@ -737,19 +760,17 @@ int model_stack_series(const struct model *m, const char *path, const size_t *id
 				series_put(out, cur, n, np, pt);
 			}
 		} else if (rec.type == TR_FREE && rec.u.free.addr) {
-			struct live_ent *e = live_find(&live, rec.u.free.addr);
-			if (!e)
+			if (!model_live_take(&live, rec.u.free.addr, &e))
 				continue;
-			if (slot[e->stack] != UINT32_MAX)
-				cur[slot[e->stack]] -= e->size;
-			live_bytes -= e->size;
-			live_remove(&live, e);
+			if (slot[e.stack] != UINT32_MAX)
+				cur[slot[e.stack]] -= e.size;
+			live_bytes -= e.size;
 		}
 	}
 	for (; pt + 1 < np; pt++)
 		series_put(out, cur, n, np, pt + 1);
 	trace_reader_close(r);
-	free(live.e);
+	model_live_free(&live);
 	free(slot);
 	free(cur);
 	return 0;
@@ -757,7 +778,7 @@ oom:
 	if (err)
 		snprintf(err, errlen, "%s: out of memory while reading the trace", path);
 	trace_reader_close(r);
-	free(live.e);
+	model_live_free(&live);
 	free(slot);
 	free(cur);
 	return -ENOMEM;

@@ -7,7 +7,7 @@
  * push that happened to grow it.
  *
  * State is per live chained block only: a pool of chains with a free list;
- * a live block names its chain (struct live_ent.chain).
+ * a live block names its chain (struct live_blk.chain).
  */
 #include "analyze/model_priv.h"
 
@@ -18,6 +18,7 @@
 struct chain {
 	uint64_t max, copied, cur_size, reallocs, moves;
 	uint32_t origin;    /* stack index of the first allocation */
+	uint32_t cur_stack; /* of the block it is at (the live table reads it) */
 	uint32_t cur_slack;
 	uint32_t next_free; /* in the free list; 0 = end */
 	uint8_t used;
@@ -40,7 +41,7 @@ int model_growth_init(struct model *m)
 	return m->priv->growth ? 0 : -ENOMEM;
 }
 
-uint32_t model_growth_chain(struct model *m, const struct live_ent *e)
+uint32_t model_growth_chain(struct model *m, const struct live_blk *e)
 {
 	struct growth_state *g = m->priv->growth;
 	uint32_t i;
@@ -58,26 +59,35 @@ uint32_t model_growth_chain(struct model *m, const struct live_ent *e)
 			g->n = 1;
 		i = (uint32_t)g->n++;
 	}
-	g->c[i] = (struct chain){ .max = e->size, .cur_size = e->size, .origin = e->stack, .cur_slack = e->slack,
-				  .used = 1 };
+	g->c[i] = (struct chain){ .max = e->size, .cur_size = e->size, .origin = e->stack, .cur_stack = e->stack,
+				  .cur_slack = e->slack, .used = 1 };
 	return i;
 }
 
-void model_growth_step(struct model *m, uint32_t chain, uint64_t old_addr, struct live_ent *e)
+void model_growth_step(struct model *m, uint32_t chain, uint64_t old_addr, uint64_t addr, const struct live_blk *b)
 {
 	struct chain *c = &m->priv->growth->c[chain];
 	c->reallocs++;
 	/* glibc grows a block in place when the memory after it is free:
 	 * then nothing was copied */
-	if (e->addr != old_addr) {
+	if (addr != old_addr) {
 		c->moves++;
-		c->copied += c->cur_size < e->size ? c->cur_size : e->size;
+		c->copied += c->cur_size < b->size ? c->cur_size : b->size;
 	}
-	if (e->size > c->max)
-		c->max = e->size;
-	c->cur_size = e->size;
-	c->cur_slack = e->slack;
-	e->chain = chain;
+	if (b->size > c->max)
+		c->max = b->size;
+	c->cur_size = b->size;
+	c->cur_stack = b->stack;
+	c->cur_slack = b->slack;
+}
+
+void model_growth_block(void *m, uint32_t chain, struct live_blk *b)
+{
+	const struct chain *c = &((struct model *)m)->priv->growth->c[chain];
+	if (!b)
+		__builtin_prefetch(c);
+	else
+		*b = (struct live_blk){ c->cur_size, c->cur_stack, c->cur_slack, chain };
 }
 
 static struct model_growth *site_for(struct growth_state *g, uint32_t stack)

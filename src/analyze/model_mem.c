@@ -263,6 +263,32 @@ static size_t map_at(const struct procfs_map *v, size_t n, uint64_t addr)
 	return lo && addr < v[lo - 1].end ? lo - 1 : n;
 }
 
+struct by_map {
+	const struct procfs_map *maps;
+	size_t n, last;
+	uint64_t *bytes;
+	uint8_t *hints;
+};
+
+/* Live bytes at addr (a block, or a page of them) go to the mapping that
+ * holds addr, if it is this process's (bit 63 clear: model_proc.c). */
+static void add_live(void *ctx, uint64_t addr, uint64_t bytes)
+{
+	struct by_map *c = ctx;
+	if (!own_addr(addr))
+		return;
+	/* most blocks lie in the mapping of the one before: try it first (the
+	 * one map_at would find: no later mapping starts at or below addr) */
+	size_t j = c->last;
+	if (!(j < c->n && addr >= c->maps[j].start && addr < c->maps[j].end &&
+	      (j + 1 == c->n || c->maps[j + 1].start > addr)))
+		c->last = map_at(c->maps, c->n, addr);
+	if (c->last < c->n) {
+		c->hints[c->last] |= PROCFS_HINT_HEAP;
+		c->bytes[c->last] += bytes;
+	}
+}
+
 static int64_t diff(uint64_t a, uint64_t b)
 {
 	return (int64_t)(a - b); /* two's complement: exact for |a - b| < 2^63 */
@@ -378,22 +404,12 @@ int model_mem_smaps(struct model *m, const struct trace_record *rec, const struc
 
 	/* what the trace knows about each mapping: live malloc blocks in it, the
 	 * program's own mappings over it */
-	size_t last = n;
-	for (size_t i = 0; live && i < live->cap; i++) {
-		const struct live_ent *e = &live->e[i];
-		if (!e->addr || !own_addr(e->addr))
-			continue;
-		sn->live_blocks++;
-		sn->requested += e->size;
-		sn->usable += e->size + e->slack;
-		/* most blocks lie in the mapping of the one before: try it first */
-		if (!(last < n && e->addr >= sn->maps[last].start && e->addr < sn->maps[last].end))
-			last = map_at(sn->maps, n, e->addr);
-		size_t j = last;
-		if (j < n) {
-			hints[j] |= PROCFS_HINT_HEAP;
-			sn->map_live[j] += e->size;
-		}
+	if (live) {
+		sn->live_blocks = live->blocks;
+		sn->requested = live->bytes;
+		sn->usable = live->bytes + live->slack;
+		struct by_map ctx = { sn->maps, n, n, sn->map_live, hints };
+		model_live_walk(live->t, 0, add_live, &ctx);
 	}
 	for (size_t k = 0; k < ms->niv; k++) {
 		const struct map_iv *v = &ms->iv[k];

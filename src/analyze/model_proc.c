@@ -378,21 +378,14 @@ struct blocks {
 	size_t cap, used;
 };
 
-static uint64_t mix(uint64_t k)
-{
-	return model_hash64(k);
-}
-
 static struct blk *blk_find(const struct blocks *t, uint64_t key)
 {
 	if (!t->cap)
 		return NULL;
-	for (size_t i = mix(key) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+	for (size_t i = model_hash64(key) & (t->cap - 1); t->e[i].key; i = (i + 1) & (t->cap - 1))
 		if (t->e[i].key == key)
 			return &t->e[i];
-		if (!t->e[i].key)
-			return NULL;
-	}
+	return NULL;
 }
 
 static struct blk *blk_slot(struct blocks *t, uint64_t key)
@@ -402,19 +395,12 @@ static struct blk *blk_slot(struct blocks *t, uint64_t key)
 		struct blk *e = calloc(cap, sizeof(*e));
 		if (!e)
 			return NULL;
-		for (size_t j = 0; j < t->cap; j++) {
-			if (!t->e[j].key)
-				continue;
-			size_t i = mix(t->e[j].key) & (cap - 1);
-			while (e[i].key)
-				i = (i + 1) & (cap - 1);
-			e[i] = t->e[j];
-		}
+		model_oa_rehash(e, cap, t->e, t->cap, sizeof(*e), model_oa_hashed);
 		free(t->e);
 		t->e = e;
 		t->cap = cap;
 	}
-	size_t i = mix(key) & (t->cap - 1);
+	size_t i = model_hash64(key) & (t->cap - 1);
 	while (t->e[i].key && t->e[i].key != key)
 		i = (i + 1) & (t->cap - 1);
 	return &t->e[i];
@@ -422,18 +408,7 @@ static struct blk *blk_slot(struct blocks *t, uint64_t key)
 
 static void blk_remove(struct blocks *t, struct blk *b)
 {
-	size_t mask = t->cap - 1, i = (size_t)(b - t->e), j = i;
-	for (;;) {
-		j = (j + 1) & mask;
-		if (!t->e[j].key)
-			break;
-		size_t home = mix(t->e[j].key) & mask;
-		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-			t->e[i] = t->e[j];
-			i = j;
-		}
-	}
-	t->e[i].key = 0;
+	model_oa_remove(t->e, sizeof(*t->e), t->cap, (size_t)(b - t->e), model_oa_hashed);
 	t->used--;
 }
 

@@ -71,6 +71,15 @@ static inline void check_contains(const char *what, const char *hay, const char 
 		printf("     in: %.600s\n", hay);
 }
 
+/* xorshift64: random tests that run the same way every time. */
+static inline uint64_t check_rnd(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
+}
+
 /* The closing line, and the exit status: 1 when any check failed. */
 static inline int check_done(void)
 {

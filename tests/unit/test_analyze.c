@@ -513,10 +513,7 @@ static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rnd(void)
 {
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return rnd_state;
+	return check_rnd(&rnd_state);
 }
 
 static void ref_free(struct ref *r, int slot, int thread)
@@ -618,6 +615,88 @@ static void test_random(void)
 	check_u("random: peak contributions add up to the peak", sum_peak, m->sum.peak_heap);
 	check_u("random: peak blocks add up", sum_peak_blocks, m->sum.peak_blocks);
 	check_u("random: leaks add up", sum_leak, m->sum.leaked_bytes);
+	model_free(m);
+}
+
+/* Blocks at few addresses, freed by any thread, some frees lost: the model
+ * keeps no thread per block, so a temporary is found through the claims of
+ * each thread's latest allocation (model.c). The reference keeps the thread
+ * of each block and applies the definition as it reads. */
+#define U_EVENTS 60000
+#define U_ADDRS 48
+#define U_THREADS 6
+
+static void test_reuse(void)
+{
+	static uint64_t size[U_ADDRS], last[U_THREADS];
+	static int live[U_ADDRS], thread[U_ADDRS], stack[U_ADDRS], has_last[U_THREADS];
+	static uint64_t temp[R_STACKS + 1], temp_bytes[R_STACKS + 1], stack_live[R_STACKS + 1];
+	uint64_t temporary = 0, temporary_bytes = 0, frees = 0, unknown = 0, reused = 0, t = 0;
+	char err[512] = "";
+	struct model *m = NULL;
+	struct trace_writer *w;
+	const char *path = tpath("reuse.hst");
+	check(trace_writer_open(&w, path, 1) == 0, "write the address-reuse trace");
+	for (int i = 1; i <= R_STACKS; i++)
+		st_stack(w, (uint64_t)i, 0, 0x400000 + (uint64_t)i);
+	for (int i = 0; i < U_EVENTS; i++) {
+		/* one thread only at first: the claims start with the second */
+		int a = (int)(rnd() % U_ADDRS), th = i < U_EVENTS / 10 ? 0 : (int)(rnd() % U_THREADS);
+		uint64_t addr = 0x7f0000001000ull + (uint64_t)a * 48 + (a & 1); /* some not 16-byte aligned */
+		t += rnd() % 50;
+		if (rnd() % 2) {
+			int st = (int)(rnd() % R_STACKS) + 1;
+			uint64_t sz = rnd() % 3000;
+			st_alloc(w, t, (uint64_t)th, HS_EV_MALLOC, (uint64_t)st, sz, addr);
+			if (live[a]) {
+				reused++; /* its free was lost */
+				stack_live[stack[a]] -= size[a];
+			}
+			live[a] = 1;
+			size[a] = sz;
+			thread[a] = th;
+			stack[a] = st;
+			stack_live[st] += sz;
+			last[th] = addr;
+			has_last[th] = 1;
+		} else {
+			st_free(w, t, (uint64_t)th, HS_EV_FREE, addr);
+			if (!live[a]) {
+				unknown++;
+				continue;
+			}
+			frees++;
+			if (thread[a] == th && has_last[th] && last[th] == addr) {
+				temporary++;
+				temporary_bytes += size[a];
+				temp[stack[a]]++;
+				temp_bytes[stack[a]] += size[a];
+				has_last[th] = 0;
+			}
+			live[a] = 0;
+			stack_live[stack[a]] -= size[a];
+		}
+	}
+	st_end(w, t, TRACE_EXITED, 0, 0, 0, 0, 0);
+	trace_writer_close(w);
+	int ret = model_load(&m, path, err, sizeof(err));
+	check(ret == 0 && m->sum.complete, "address-reuse trace loads complete");
+	if (ret)
+		return;
+	check(temporary > 100 && reused > 100, "the trace has temporaries (%" PRIu64 ") and lost frees (%" PRIu64 ")",
+	      temporary, reused);
+	check_u("reuse: temporary", m->sum.temporary, temporary);
+	check_u("reuse: temporary bytes", m->sum.temporary_bytes, temporary_bytes);
+	check_u("reuse: frees", m->sum.frees, frees);
+	check_u("reuse: unknown frees", m->sum.unknown_frees, unknown);
+	check_u("reuse: allocations at a live address", m->sum.reused_live, reused);
+	int bad = 0;
+	for (size_t i = 0; i < m->nstacks; i++) {
+		const struct model_stack *st = &m->stacks[i];
+		bad += st->temporary != temp[st->id] || st->temporary_bytes != temp_bytes[st->id] ||
+		       st->live_bytes != stack_live[st->id];
+	}
+	check(bad == 0, "reuse: every stack's temporaries and live bytes match (%d differ)", bad);
 	model_free(m);
 }
 
@@ -893,6 +972,7 @@ int main(void)
 	test_main_trace();
 	test_edges();
 	test_random();
+	test_reuse();
 	test_truncated();
 	test_not_a_trace();
 	test_format();
@@ -900,7 +980,8 @@ int main(void)
 	test_map_fd();
 
 	const char *names[] = { "main.hst", "edges.hst", "blocks.hst", "cut.hst", "corrupt.hst",
-				"text.hst", "version.hst", "empty.hst", "random.hst", "sparse.hst", "mapfd.hst" };
+				"text.hst", "version.hst", "empty.hst", "random.hst", "sparse.hst", "mapfd.hst",
+				"reuse.hst" };
 	/* HS_KEEP=1 keeps the traces, to look at them with 'heapscope report' */
 	if (getenv("HS_KEEP")) {
 		fprintf(stderr, "traces kept in %s\n", dir);
