@@ -408,8 +408,12 @@ int model_mem_smaps(struct model *m, const struct trace_record *rec, const struc
 		sn->live_blocks = live->blocks;
 		sn->requested = live->bytes;
 		sn->usable = live->bytes + live->slack;
+		/* mappings of whole pages hold whole pages of blocks: add up pages */
+		int by_page = 1;
+		for (size_t i = 0; i < n && by_page; i++)
+			by_page = !(sn->maps[i].start & 4095) && !(sn->maps[i].end & 4095);
 		struct by_map ctx = { sn->maps, n, n, sn->map_live, hints };
-		model_live_walk(live->t, 0, add_live, &ctx);
+		model_live_walk(live->t, by_page, add_live, &ctx);
 	}
 	for (size_t k = 0; k < ms->niv; k++) {
 		const struct map_iv *v = &ms->iv[k];

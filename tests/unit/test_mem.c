@@ -443,6 +443,46 @@ static void test_model(void)
 	model_free(m);
 }
 
+/* Live bytes per mapping come from per-page sums when every bound is on a
+ * page boundary; a bound inside a page (a damaged trace) must still split
+ * that page's blocks between its two mappings. */
+static void test_split_page(void)
+{
+	char err[512] = "";
+	struct model *m = NULL;
+	const char *path = tpath("split.hst");
+	struct trace_writer *w;
+	check(trace_writer_open(&w, path, 1) == 0, "write the trace with a mapping bound inside a page");
+	st_stack(w, 1, 0, 0x401000);
+	st_alloc_slack(w, 100, 0, 1, 1, 100, HEAP + 0x10, 8);
+	st_alloc_slack(w, 110, 0, 1, 1, 200, HEAP + 0x900, 8);
+	st_alloc_slack(w, 120, 0, 1, 1, 400, HEAP + 0x1010, 8);
+	st_alloc_slack(w, 130, 0, 1, 1, 800, HEAP + 0x1fff, 1); /* not 16-byte aligned */
+	static const struct smap split[] = { { HEAP, HEAP + 0x800, "rw-p", "[heap]", 4096, 4096 },
+					     { HEAP + 0x800, HEAP + 0x2000, "rw-p", "", 4096, 4096 } };
+	static const struct smap whole[] = { { HEAP, HEAP + 0x1000, "rw-p", "[heap]", 4096, 4096 },
+					     { HEAP + 0x1000, HEAP + 0x2000, "rw-p", "", 4096, 4096 } };
+	w_smaps(w, 200, TR_SMAPS_PEAK_RSS, split, 2);
+	w_smaps(w, 300, TR_SMAPS_EXIT, whole, 2);
+	st_end(w, 400, TRACE_EXITED, 0, 4, 0, 0, 0);
+	trace_writer_close(w);
+	int ret = model_load(&m, path, err, sizeof(err));
+	check(ret == 0, "model_load: %d %s", ret, err);
+	if (ret)
+		return;
+	const struct model_snapshot *a = &m->snap[MODEL_AT_PEAK], *b = &m->snap[MODEL_AT_EXIT];
+	check(a->present && a->nmaps == 2 && b->present && b->nmaps == 2, "both snapshots, two mappings each");
+	if (a->nmaps == 2 && b->nmaps == 2) {
+		check_u("bound inside a page: live bytes below it", a->map_live[0], 100);
+		check_u("bound inside a page: live bytes above it", a->map_live[1], 200 + 400 + 800);
+		check_u("bounds on pages: first page", b->map_live[0], 100 + 200);
+		check_u("bounds on pages: second page", b->map_live[1], 400 + 800);
+	}
+	check_u("live blocks in the snapshot", b->live_blocks, 4);
+	check_u("requested bytes in the snapshot", b->requested, 1500);
+	model_free(m);
+}
+
 /* A trace without allocator samples nor mappings: the waterfall still adds up. */
 static void test_no_mallinfo(void)
 {
@@ -642,6 +682,7 @@ int main(void)
 	}
 	test_model();
 	test_no_mallinfo();
+	test_split_page();
 	test_parser();
 	test_shapes();
 	if (getenv("HS_KEEP")) {
@@ -649,6 +690,7 @@ int main(void)
 	} else {
 		unlink(tpath("mem.hst"));
 		unlink(tpath("nomi.hst"));
+		unlink(tpath("split.hst"));
 		rmdir(dir);
 	}
 	return check_done();
