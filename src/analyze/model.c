@@ -545,11 +545,14 @@ void model_free(struct model *m)
  * record it may point to): on a big run the table is far larger than the
  * caches, and each lookup would otherwise stall on memory in turn. Only
  * allocations and frees queue; any other record drains the queue first, so
- * records still apply in the order of the trace. */
-#define QUEUE_LEN 16
+ * records still apply in the order of the trace. The reader decodes into
+ * the slot after the queue's last, so that no record is copied. */
+#define QUEUE_LEN 15   /* a power of two, less the slot the reader decodes into */
+#define QUEUE_MASK 15
+#define QUEUE_STAGE2 8 /* queued events behind the one whose second prefetch starts */
 
 struct event_queue {
-	struct trace_record ev[QUEUE_LEN];
+	struct trace_record ev[QUEUE_LEN + 1];
 	unsigned head, n;
 };
 
@@ -558,9 +561,14 @@ static inline uint64_t event_addr(const struct trace_record *rec)
 	return rec->type == TR_ALLOC ? rec->u.alloc.addr : rec->u.free.addr;
 }
 
+static struct trace_record *queue_tail(struct event_queue *q)
+{
+	return &q->ev[(q->head + q->n) & QUEUE_MASK];
+}
+
 static int queue_drain(struct pass *ps, struct event_queue *q)
 {
-	for (; q->n; q->n--, q->head = (q->head + 1) % QUEUE_LEN) {
+	for (; q->n; q->n--, q->head = (q->head + 1) & QUEUE_MASK) {
 		int ret = apply(ps, &q->ev[q->head]);
 		if (ret < 0)
 			return ret;
@@ -568,27 +576,24 @@ static int queue_drain(struct pass *ps, struct event_queue *q)
 	return 0;
 }
 
-static int queue_event(struct pass *ps, struct event_queue *q, const struct trace_record *rec)
+/* The tail joins the queue; the queue's first applies when it is full. */
+static int queue_push(struct pass *ps, struct event_queue *q)
 {
-	if (q->n == QUEUE_LEN) {
+	model_live_prefetch(&ps->live, event_addr(queue_tail(q)));
+	if (q->n >= QUEUE_STAGE2)
+		model_live_prefetch2(&ps->live, event_addr(&q->ev[(q->head + q->n - QUEUE_STAGE2) & QUEUE_MASK]));
+	if (++q->n > QUEUE_LEN) {
 		int ret = apply(ps, &q->ev[q->head]);
-		if (ret < 0)
-			return ret;
-		q->head = (q->head + 1) % QUEUE_LEN;
+		q->head = (q->head + 1) & QUEUE_MASK;
 		q->n--;
+		return ret;
 	}
-	model_live_prefetch(&ps->live, event_addr(rec));
-	if (q->n >= QUEUE_LEN / 2)
-		model_live_prefetch2(&ps->live, event_addr(&q->ev[(q->head + q->n - QUEUE_LEN / 2) % QUEUE_LEN]));
-	q->ev[(q->head + q->n) % QUEUE_LEN] = *rec;
-	q->n++;
 	return 0;
 }
 
 int model_load(struct model **out, const char *path, char *err, size_t errlen)
 {
 	struct trace_reader *r = NULL;
-	struct trace_record rec;
 	struct pass ps = { 0 };
 	char buf[512] = "";
 	int ret = trace_reader_open(&r, path, buf, sizeof(buf));
@@ -612,22 +617,27 @@ int model_load(struct model **out, const char *path, char *err, size_t errlen)
 	ps.live.chain_ctx = m;
 
 	struct event_queue q = { .n = 0 };
+	int plain = 0; /* events go as they are: one process (model_proc_plain) */
 	for (;;) {
-		rec.type = 0;
-		ret = trace_reader_next(r, &rec);
+		struct trace_record *rec = queue_tail(&q);
+		rec->type = 0;
+		ret = trace_reader_next(r, rec);
 		/* The reader returns 0 (not 1) after a TR_STRING record; only a
 		 * call that decoded nothing is the end of the file. */
-		if (ret == 0 && rec.type == TR_STRING)
+		if (ret == 0 && rec->type == TR_STRING)
 			ret = 1;
 		if (ret <= 0)
 			break;
 		int qret = 0;
-		if (rec.type == TR_ALLOC || rec.type == TR_FREE) {
+		if (rec->type == TR_ALLOC || rec->type == TR_FREE) {
 			/* processes: may rewrite the record, or skip it (model_proc.h) */
-			if ((qret = model_proc_record(m, &rec)) > 0)
-				qret = queue_event(&ps, &q, &rec);
-		} else if ((qret = queue_drain(&ps, &q)) == 0 && (qret = model_proc_record(m, &rec)) > 0) {
-			qret = apply(&ps, &rec);
+			if (plain || (qret = model_proc_record(m, rec)) > 0)
+				qret = queue_push(&ps, &q);
+		} else if ((qret = queue_drain(&ps, &q)) == 0) {
+			qret = model_proc_record(m, rec);
+			plain = model_proc_plain(m);
+			if (qret > 0)
+				qret = apply(&ps, rec);
 		}
 		if (qret < 0)
 			goto fail;

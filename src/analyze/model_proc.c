@@ -334,11 +334,18 @@ int model_proc_record(struct model *m, struct trace_record *rec)
 	}
 }
 
+int model_proc_plain(const struct model *m)
+{
+	const struct model_proc *s = m->proc;
+	/* one process, all of it taken: nothing to tell apart */
+	return !s || (s->np <= 1 && !s->filter);
+}
+
 int model_proc_replay(const struct model *m, struct trace_record *rec)
 {
 	const struct model_proc *s = m->proc;
 	uint32_t k;
-	if (!s)
+	if (model_proc_plain(m))
 		return 1;
 	switch (rec->type) {
 	case TR_ALLOC:

@@ -90,6 +90,9 @@ int model_proc_record(struct model *m, struct trace_record *rec);
 /* The same for a later pass over the trace (model_stack_series): what the
  * first pass learned is used, nothing is learned. */
 int model_proc_replay(const struct model *m, struct trace_record *rec);
+/* 1 while model_proc_record leaves allocations and frees as they are (one
+ * process so far, no --pid): until a process or thread record changes it. */
+int model_proc_plain(const struct model *m);
 /* After the pass: each process's numbers, and the model's leaks counted
  * per process (a second pass over path when there are several). 0 or -ENOMEM. */
 int model_proc_finish(struct model *m, const char *path);
