@@ -58,17 +58,19 @@ done
 
 echo "== integration tests"
 py=$(command -v python3)
-for t in tests/integration/test_*.py; do
-	[ -f "$t" ] || continue
+# run_py FILE [VAR=value]: one integration file, in that environment (named
+# on each of its lines)
+run_py() {
+	t=$1
 	name=$(basename "$t" .py)
-	matches "$name" || continue
 	if [ -z "$py" ]; then
 		failed=$((failed + 1))
 		echo "FAIL $name: python3 not found"
-		continue
+		return
 	fi
-	HEAPSCOPE_BUILD=$BUILD HEAPSCOPE_TEST_TMP=$tmp/$name limit 1800 "$py" "$t" >"$tmp/out" 2>&1
+	limit 1800 env ${2:-} HEAPSCOPE_BUILD=$BUILD HEAPSCOPE_TEST_TMP=$tmp/$name "$py" "$t" >"$tmp/raw" 2>&1
 	rc=$?
+	sed "s/^\(ok   \|FAIL \|skip \)$name/&${2:+ ($2)}/" "$tmp/raw" >"$tmp/out"
 	cat "$tmp/out"
 	p=$(grep -c '^ok ' "$tmp/out")
 	f=$(grep -c '^FAIL ' "$tmp/out")
@@ -81,6 +83,16 @@ for t in tests/integration/test_*.py; do
 	passed=$((passed + p))
 	failed=$((failed + f))
 	skipped=$((skipped + s))
+}
+for t in tests/integration/test_*.py; do
+	[ -f "$t" ] || continue
+	matches "$(basename "$t" .py)" && run_py "$t"
+done
+# The threads' tests again with the ring protocol of processes that cannot
+# use membarrier (test_clock and test_ring run both themselves).
+for t in tests/integration/test_threads.py tests/integration/test_robust_threads.py; do
+	[ -f "$t" ] || continue
+	matches "$(basename "$t" .py)" && run_py "$t" HEAPSCOPE_RING=fence
 done
 
 # The readers under AddressSanitizer and UndefinedBehaviorSanitizer: the unit

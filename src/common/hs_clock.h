@@ -17,11 +17,11 @@
  *
  * The read is ordered: rdtscp (or lfence; rdtsc) does not sample the counter
  * before every earlier instruction has completed, so a reading taken after
- * a store (the seq_cst store of a ring's `busy`, the real allocator's
- * return) is later than that store, as for a load; CLOCK_MONOTONIC's vDSO
- * reads the TSC the same way. A reading that must also precede later loads
- * (the recorder's watermark T before it looks at `busy`) is followed by
- * hs_clock_fence().
+ * a locked store (a fenced ring's `busy`, shm_layout.h) is later than that
+ * store, and one after the real allocator's return later than its loads;
+ * CLOCK_MONOTONIC's vDSO reads the TSC the same way. A reading that must
+ * also precede later loads (the recorder's watermark T before it looks at
+ * `busy`) is followed by hs_clock_fence().
  */
 #ifndef HS_CLOCK_H
 #define HS_CLOCK_H

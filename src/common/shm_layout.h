@@ -42,7 +42,7 @@
 #include "hs_clock.h"
 
 #define HS_SHM_MAGIC 0x314d4853u /* "HSM1" */
-#define HS_SHM_VERSION 7u
+#define HS_SHM_VERSION 8u
 #define HS_SHM_ENV "HEAPSCOPE_SHM"   /* <recorder pid>:<fd>:<nonce> */
 
 #define HS_RING_EVENTS (1u << 15)  /* 32768 events x 32 B = 1 MiB per ring */
@@ -119,17 +119,44 @@ enum hs_ring_state { HS_RING_FREE = 0, HS_RING_OWNED = 1, HS_RING_CLOSED = 2 };
 
 /*
  * Ring protocol (producer = the owning thread, consumer = the recorder):
- *   producer: store busy=1 (seq_cst), read clock (ordered: hs_clock.h),
- *             write ev[head % N],
+ *   producer: store busy=1, read clock (hs_clock.h), write ev[head % N],
  *             store head+1 (release), store busy=0 (release).
  *             If head - tail == N it waits for the consumer (never drops),
  *             unless the recorder has gone, then it stops recording.
- *   consumer: read clock T (then hs_clock_fence, seq_cst fence), load busy,
- *             load head (acquire),
- *             copy events, store tail (release).
- * Any event published later by a ring that was not busy has time > T; a busy
- * ring's next event has time >= its last published one. The recorder merges
- * rings in time order up to that watermark.
+ *   consumer: read clock T (then hs_clock_fence, seq_cst fence), and when
+ *             ring_light > 0, membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+ *             load busy, load head (acquire), copy events, store tail
+ *             (release).
+ * Watermark: when the consumer does not see a producer's busy=1 (or its
+ * claim of the ring), that store and every later clock read of the thread
+ * come after T: its events have time >= T. A busy ring's next event has
+ * time >= its last published one. The recorder merges rings in time order
+ * up to that watermark. Each process stores busy=1 in one of two ways,
+ * chosen when it attaches (and in a fork child) and counted in the header
+ * before its first event:
+ *   light (ring_light): the process registered with
+ *     MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED; busy=1 is a plain store,
+ *     kept before the clock read by a compiler barrier only. The consumer's
+ *     membarrier returns once each thread of every registered process has
+ *     been interrupted (IPI) at an instruction boundary B after the call
+ *     began, so after T, or was off its CPU: switched out before and in
+ *     after that moment. The full barrier at B makes every store before B
+ *     visible to the consumer's loads that follow the call; a store it does
+ *     not see comes after B. The instructions after B, the clock read
+ *     included, execute after B: an interrupt or a switch discards what
+ *     the CPU ran of them ahead of the boundary. So the TSC (rdtscp, or
+ *     lfence; rdtsc) reads a later count than the consumer's T, on any
+ *     CPU (the counters are in step, hs_clock.h), and clock_gettime
+ *     (vDSO: the same TSC read, or a syscall) a later CLOCK_MONOTONIC.
+ *   fenced (ring_fenced): busy=1 is stored seq_cst (xchg: a full barrier),
+ *     and the ordered clock read waits for it to complete; the consumer's
+ *     fence after T orders its load of busy. Used where the recorder sets
+ *     HS_OPT_RING_FENCE (HEAPSCOPE_RING=fence, or it cannot call
+ *     membarrier) or where the process's registration failed (an older
+ *     kernel, seccomp).
+ * A process counted in ring_light is counted (seq_cst) before its first
+ * event: a consumer that loads 0 after its fence sees none of its stores,
+ * so they come after T as in the fenced case.
  * Claim: a thread CASes a FREE ring to OWNED, sets tid, pid, proc, serial
  * and unwinding = 0, increments gen (release) before publishing any event.
  * The consumer
@@ -279,10 +306,13 @@ struct hs_shm_header {
 	struct hs_clock clock;             /* every time in this memory is read with it */
 	_Atomic uint32_t threads;          /* serial numbers taken (hs_ring.serial) */
 	_Atomic uint32_t shared_lock;      /* holder's tid, 0 = free: the shared ring's producer */
+	_Atomic uint32_t ring_light;       /* processes writing rings with the light protocol */
+	_Atomic uint32_t ring_fenced;      /* and with the fenced one (ring protocol above) */
 };
 
 #define HS_OPT_NO_FREERES 1u
 #define HS_OPT_FOLLOW 2u    /* children are recorded: keep LD_PRELOAD and HS_SHM_ENV for them */
+#define HS_OPT_RING_FENCE 4u /* every process writes rings with the fenced protocol */
 
 /* Lays out the sections after the header page; each starts on a page. Fills
  * in h's offsets when h is not NULL. Returns the total size. */

@@ -146,6 +146,8 @@ static void after_fork_child(void)
 	pl_pid = (uint32_t)syscall(SYS_getpid);
 	if (!pl_follow || pl_proc_forked() < 0)
 		pl_active = 0;
+	else
+		pl_ring_forked();
 	pl_self.in_hook -= PL_IN_INTERNAL;
 }
 

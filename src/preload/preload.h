@@ -97,7 +97,8 @@ void pl_exec_init(const char *shm_value); /* the environment children get */
 
 /* ring.c: n events are begun (busy set, time read, room made), filled
  * through pl_event_slot, then published together or aborted. */
-int pl_ring_init(void);
+int pl_ring_init(void);                  /* chooses the ring protocol: before the first event */
+void pl_ring_forked(void);               /* and again in a fork child */
 int pl_event_begin(struct pl_thread *t, unsigned n, uint64_t *time_out);
 struct hs_event *pl_event_slot(struct pl_thread *t, unsigned i);
 void pl_event_publish(struct pl_thread *t, unsigned n);

@@ -1,14 +1,16 @@
 /*
  * ring.c: each thread owns one ring in the shared memory and appends fixed
  * size events to it; the recorder drains it. No syscall, lock or malloc per
- * event: a seq_cst store of `busy`, the clock, a copy, a release store.
- * The clock is the recording's (hs_clock.h): the TSC, read after the store
- * of `busy` has completed, where the recorder calibrated it.
+ * event: a plain store of `busy` (a seq_cst one where the process could not
+ * register with membarrier: see the ring protocol in shm_layout.h), the
+ * clock, a copy, a release store. The clock is the recording's (hs_clock.h):
+ * the TSC, where the recorder calibrated it.
  * The functions write to t->ring; for an event nested in another (a signal
  * handler's), hooks.c points it at the thread's second ring meanwhile.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -25,6 +27,7 @@ static pthread_key_t exit_key;
 static _Atomic unsigned rings_hi; /* rings this process looked at to claim one: their pages are resident */
 #define CLAIM_RETRY 64 /* events on the shared ring between two claims */
 static struct hs_clock clock_copy; /* the header's, final: read without a trip to the shared page */
+static int light; /* this process writes `busy` without a barrier: the recorder's membarrier orders it */
 
 uint64_t pl_now(void)
 {
@@ -77,9 +80,40 @@ void pl_thread_release(void)
 	t->depth = 0;
 }
 
+/* Light or fenced, decided before the process's first event and counted in
+ * the header, where the recorder sees it. A fork child inherits its parent's
+ * registration; registering again costs a syscall and makes sure of it. */
+static void choose_protocol(void)
+{
+	int saved = errno;
+	light = !(pl_shm->options & HS_OPT_RING_FENCE) &&
+		syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+	errno = saved;
+	atomic_fetch_add(light ? &pl_shm->ring_light : &pl_shm->ring_fenced, 1);
+}
+
 int pl_ring_init(void)
 {
+	choose_protocol();
 	return pthread_key_create(&exit_key, on_thread_exit);
+}
+
+void pl_ring_forked(void)
+{
+	choose_protocol();
+}
+
+/* busy before the clock (see the ring protocol in shm_layout.h): light, the
+ * store only has to come first in program order; fenced, it must be visible
+ * before the clock is read. */
+static inline void busy_begin(struct hs_ring *r)
+{
+	if (__builtin_expect(light, 1)) {
+		atomic_store_explicit(&r->busy, 1, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst);
+	} else {
+		atomic_store_explicit(&r->busy, 1, memory_order_seq_cst);
+	}
 }
 
 /* The thread's serial number, taken before its first claim. A CAS on the
@@ -257,7 +291,7 @@ static int shared_begin(struct pl_thread *t, unsigned n, uint64_t *time_out)
 	pl_shm_lock(&pl_shm->shared_lock);
 	struct hs_ring *r = &HS_SHM_AT(pl_shm, pl_shm->rings_off, struct hs_ring)[HS_SHARED_RING];
 	t->ring = r;
-	atomic_store_explicit(&r->busy, 1, memory_order_seq_cst);
+	busy_begin(r);
 	*time_out = pl_now();
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
 	if (head + n + 1 - atomic_load_explicit(&r->tail, memory_order_acquire) > HS_RING_EVENTS &&
@@ -279,8 +313,7 @@ int pl_event_begin(struct pl_thread *t, unsigned n, uint64_t *time_out)
 	struct hs_ring *r = ring_of(t);
 	if (!r)
 		return shared_begin(t, n, time_out);
-	/* busy before the clock: see the ring protocol in shm_layout.h */
-	atomic_store_explicit(&r->busy, 1, memory_order_seq_cst);
+	busy_begin(r);
 	*time_out = pl_now();
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
 	if (head + n - atomic_load_explicit(&r->tail, memory_order_acquire) > HS_RING_EVENTS &&

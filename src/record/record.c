@@ -133,6 +133,10 @@ int rec_record(const struct rec_options *o)
 
 	shm.h->sample_ns = o->interval_ns;
 	rec_clock_share(&shm.h->clock);
+	if (rec_ring_start(shm.h, getenv("HEAPSCOPE_RING"))) {
+		status = 2;
+		goto out;
+	}
 	uint64_t t0 = rec_clock_now(), start_unix = clock_ns(CLOCK_REALTIME);
 	rec_signals_setup();
 	if (rec_spawn(&child, prog, o->argv, preload, shm.env))

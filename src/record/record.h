@@ -134,6 +134,8 @@ struct rec_drain_stats {
 	uint64_t skipped;          /* events copied but not written: unknown kind, overrun */
 	uint64_t anomalies;        /* protocol breaches repaired (stack or parent reset) */
 	uint64_t rounds;
+	uint64_t barriers;         /* rounds that called membarrier (the ring protocol) */
+	uint64_t late;             /* merged after a later entry: out of time order */
 	uint64_t pending;          /* copied from the rings, not yet written */
 };
 
@@ -145,6 +147,10 @@ struct rec_module {
 	char path[sizeof(((struct hs_module *)0)->path)];
 };
 
+/* Chooses the ring protocol (shm_layout.h) into h->options: mode is
+ * HEAPSCOPE_RING, "membarrier", "fence", or NULL/""/"auto" for membarrier
+ * where this recorder can call it. Returns 0, or -1 with the reason printed. */
+int rec_ring_start(struct hs_shm_header *h, const char *mode);
 /* Drains h into w. t0 is the CLOCK_MONOTONIC ns that trace time 0 stands
  * for; pid is the program (process 0), 0 when there is none to watch. */
 int rec_drain_new(struct rec_drain **out, struct hs_shm_header *h, struct trace_writer *w, uint64_t t0, pid_t pid);

@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/membarrier.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sched.h>
@@ -48,6 +49,8 @@
 #define CHUNK_PAGES 256                  /* residency is cached per chunk of pages */
 #define HASH_RECOUNT_NS 100000000ull     /* how often the sparse hash is recounted */
 #define MAX_SERIAL (1u << 24)             /* thread serials mapped (64 MiB at most) */
+
+static int ring_want_light; /* HEAPSCOPE_RING=membarrier: say where it was not used */
 
 /* An event copied out of a ring, tagged with the thread that wrote it (a
  * ring can change owner while its old events still wait here). */
@@ -103,6 +106,8 @@ struct rec_drain {
 	long page;
 	int ring_hi;                      /* highest ring ever seen claimed, -1 */
 	uint64_t prev_T;
+	uint64_t limit;                   /* the last round's watermark */
+	uint64_t last_time;               /* of the last entry merged */
 	uint64_t next_live_check;
 	struct ring_st rs[NRINGS];
 	int shared_seen;                  /* the shared ring was written to */
@@ -187,6 +192,13 @@ size_t rec_drain_running(struct rec_drain *d)
 int rec_drain_finish(struct rec_drain *d)
 {
 	size_t running = 0;
+	uint32_t fenced = atomic_load(&d->h->ring_fenced);
+	if (ring_want_light && fenced)
+		rec_error("HEAPSCOPE_RING=membarrier, but %u process%s could not register with membarrier(2) and used the fenced ring protocol",
+			  fenced, fenced == 1 ? "" : "es");
+	if (d->st.late)
+		rec_error("%llu event%s came after later ones (a thread stopped mid-event, or a broken ring protocol): written at the time of the one before",
+			  (unsigned long long)d->st.late, d->st.late == 1 ? "" : "s");
 	int ret = rec_procs_finish(d->procs, d->w, rec_clock_now(), &running);
 	d->st.processes = rec_procs_count(d->procs);
 	d->st.untraced = rec_procs_untraced(d->procs);
@@ -711,6 +723,11 @@ static int merge(struct rec_drain *d, uint64_t limit, int final)
 			return ret;
 		if (ret == 0)
 			break; /* its stack node is not filled in yet: next round */
+		/* the writer puts it at the time of the last one: the watermark failed */
+		if (q_front(q)->time < d->last_time)
+			d->st.late++;
+		else
+			d->last_time = q_front(q)->time;
 		q->head++;
 		if (q_empty(q) || q_front(q)->time >= limit)
 			d->heap[0] = d->heap[--n];
@@ -870,12 +887,47 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 	return (long)n;
 }
 
+/* ---- the ring protocol ---------------------------------------------- */
+
+static int membarrier_global(void)
+{
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0 ? 0 : -errno;
+}
+
+int rec_ring_start(struct hs_shm_header *h, const char *mode)
+{
+	int want = -1; /* auto */
+	if (mode && *mode && strcmp(mode, "auto")) {
+		want = !strcmp(mode, "membarrier") ? 1 : !strcmp(mode, "fence") ? 0 : 2;
+		if (want == 2) {
+			rec_error("HEAPSCOPE_RING is '%s'; use membarrier, fence or auto", mode);
+			return -1;
+		}
+	}
+	/* one call tells what a round needs: the command, not only the kernel's word */
+	int err = want ? membarrier_global() : 0;
+	if (want == 1 && err) {
+		rec_error("HEAPSCOPE_RING=membarrier, but membarrier(2) cannot be used here: %s", strerror(-err));
+		return -1;
+	}
+	if (!want || err)
+		h->options |= HS_OPT_RING_FENCE;
+	ring_want_light = want == 1;
+	return 0;
+}
+
 long rec_drain_round(struct rec_drain *d, int final)
 {
-	/* The clock first, then a full fence, then the rings: see shm_layout.h. */
+	/* The clock first, then a full fence, then (when a process writes busy
+	 * without one) membarrier, then the rings: see shm_layout.h. */
 	uint64_t T = rec_clock_now();
 	hs_clock_fence();
 	atomic_thread_fence(memory_order_seq_cst);
+	int blind = 0; /* the busy flags tell nothing this round */
+	if (atomic_load_explicit(&d->h->ring_light, memory_order_relaxed)) {
+		blind = membarrier_global() < 0;
+		d->st.barriers++;
+	}
 	int live_check = 0;
 	long moved = 0;
 	if (T >= d->next_live_check) {
@@ -908,6 +960,11 @@ long rec_drain_round(struct rec_drain *d, int final)
 	for (int i = 0; i < (int)NRINGS; i++)
 		if (d->rs[i].busy && d->rs[i].lb < limit)
 			limit = d->rs[i].lb;
+	if (blind) {
+		d->st.anomalies++;
+		limit = d->limit; /* still true: nothing below it can come */
+	}
+	d->limit = limit;
 	ret = merge(d, final ? UINT64_MAX : limit, final);
 	if (ret)
 		return ret;

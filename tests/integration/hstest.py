@@ -169,6 +169,16 @@ def record(prog, args=(), out=None, cwd=None, expect_rc=0, opts=()):
     return out, p
 
 
+def record_env(prog, args=(), name=None, **env):
+    """`heapscope record -o TMP/NAME -- PROG ARGS` with env's variables set,
+    unchecked (the caller looks at its exit and stderr); (trace path, process)."""
+    need_heapscope()
+    out = os.path.join(TMP, name or os.path.basename(prog) + ".hst")
+    if os.path.exists(out):
+        os.unlink(out)
+    return out, run([HEAPSCOPE, "record", "-o", out, "--", prog, *args], env=dict(os.environ, **env))
+
+
 def report(trace, *opts):
     """Runs `heapscope report TRACE OPTS`; Fail unless it exits 0."""
     need_heapscope()

@@ -2,7 +2,8 @@
 """The recording's clock (HEAPSCOPE_CLOCK): with the TSC (where the machine's
 can be used) and with CLOCK_MONOTONIC, an allocation's time in the trace is
 the moment the program itself saw it happen, in a thread and in a fork
-child, and the recorder's RSS samples are on the same time line.
+child, and the recorder's RSS samples are on the same time line; with
+either ring protocol (HEAPSCOPE_RING: membarrier by default, or fence).
 
 clock_marks.c reads CLOCK_REALTIME around one big allocation in a thread
 (64 MiB) and in a fork child (32 MiB) and prints the readings; the trace's
@@ -32,15 +33,9 @@ def tsc_usable():
         and source == "tsc"
 
 
-def record(clock):
-    T.need_heapscope()
+def record(clock, ring="auto"):
     prog = T.build("clock_marks", ("-pthread",))
-    out = os.path.join(T.TMP, f"clock_{clock}.hst")
-    if os.path.exists(out):
-        os.unlink(out)
-    env = dict(os.environ, HEAPSCOPE_CLOCK=clock)
-    p = T.run([T.HEAPSCOPE, "record", "-o", out, "--", prog], env=env)
-    return out, p
+    return T.record_env(prog, name=f"clock_{clock}_{ring}.hst", HEAPSCOPE_CLOCK=clock, HEAPSCOPE_RING=ring)
 
 
 def parse_marks(out):
@@ -61,8 +56,8 @@ def rss_peak_off(doc, marks):
     return None
 
 
-def check_marks(clock):
-    trace, p = record(clock)
+def check_marks(clock, ring="auto"):
+    trace, p = record(clock, ring)
     eq(p.returncode, 0, f"record with HEAPSCOPE_CLOCK={clock}: {T.tail(p.stderr)}")
     marks = parse_marks(p.stdout)
     eq(len(marks), 2, f"marks lines in {p.stdout!r}")
@@ -89,7 +84,7 @@ def check_marks(clock):
     for _ in range(2):
         if why is None:
             break
-        trace, p = record(clock)
+        trace, p = record(clock, ring)
         more = parse_marks(p.stdout)
         if p.returncode == 0 and len(more) == 2:
             why = rss_peak_off(T.report_json(trace), more)
@@ -119,12 +114,20 @@ def _():
     check_marks("auto")
 
 
-@T.test("HEAPSCOPE_CLOCK=bogus: a one-line error, exit 2, no trace")
+@T.test("HEAPSCOPE_RING=fence (the ring protocol with a full barrier per event): the same times, TSC or not")
 def _():
-    trace, p = record("bogus")
-    eq(p.returncode, 2, "record exit")
-    eq(p.stderr, "heapscope: HEAPSCOPE_CLOCK is 'bogus'; use tsc, monotonic or auto\n", "stderr")
-    check(not os.path.exists(trace), "a trace was written")
+    check_marks("tsc" if tsc_usable() else "monotonic", "fence")
+    check_marks("monotonic", "fence")
+
+
+@T.test("HEAPSCOPE_CLOCK=bogus or HEAPSCOPE_RING=bogus: a one-line error, exit 2, no trace")
+def _():
+    for args, err in ((("bogus",), "HEAPSCOPE_CLOCK is 'bogus'; use tsc, monotonic or auto"),
+                      (("auto", "bogus"), "HEAPSCOPE_RING is 'bogus'; use membarrier, fence or auto")):
+        trace, p = record(*args)
+        eq(p.returncode, 2, f"record exit with {args}")
+        eq(p.stderr, f"heapscope: {err}\n", "stderr")
+        check(not os.path.exists(trace), "a trace was written")
 
 
 T.main()

@@ -15,6 +15,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -77,11 +78,18 @@ static struct hs_ring *claim(struct hs_shm_header *h, uint32_t tid)
 	return NULL;
 }
 
+static int light; /* the light ring protocol: this process registered with membarrier */
+
 /* busy, clock, (wait for room), write, publish. stall_ms > 0 plays a
  * thread preempted between reading the clock and publishing. */
 static uint64_t produce(struct hs_ring *r, unsigned kind, uint64_t addr, uint64_t size, uint32_t stack, long stall_ms)
 {
-	atomic_store_explicit(&r->busy, 1, memory_order_seq_cst);
+	if (light) {
+		atomic_store_explicit(&r->busy, 1, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst);
+	} else {
+		atomic_store_explicit(&r->busy, 1, memory_order_seq_cst);
+	}
 	uint64_t t = mono_ns();
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
 	while (head + 1 - atomic_load_explicit(&r->tail, memory_order_acquire) > HS_RING_EVENTS)
@@ -349,18 +357,25 @@ static void *drainer_main(void *arg)
 	return NULL;
 }
 
-static void scenario_concurrent(void)
+static void scenario_concurrent(int with_light)
 {
 	struct rec_shm shm;
 	struct trace_writer *w;
 	struct rec_drain *d;
-	const char *path = tmp_path("concurrent.hst");
-	printf("# concurrent producers: a stalled ring, a slow stack node, ring reuse and reclaim\n");
+	const char *path = tmp_path(with_light ? "concurrent-light.hst" : "concurrent.hst");
+	printf("# concurrent producers (%s ring protocol): a stalled ring, a slow stack node, ring reuse and reclaim\n",
+	       with_light ? "light" : "fenced");
+	if (with_light && syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0)) {
+		printf("# skipped: membarrier(2) cannot be used here\n");
+		return;
+	}
+	light = with_light;
 	if (rec_shm_create(&shm, 0) || trace_writer_open(&w, path, 0)) {
 		check(0, "set up shared memory and trace");
 		return;
 	}
 	struct hs_shm_header *h = shm.h;
+	atomic_store(&h->ring_light, (uint32_t)light);
 	struct expect x = { .t0 = mono_ns() };
 	if (rec_drain_new(&d, h, w, x.t0, getpid())) {
 		check(0, "rec_drain_new");
@@ -426,6 +441,8 @@ static void scenario_concurrent(void)
 	      (unsigned long long)st.skipped, (unsigned long long)st.anomalies);
 	check(atomic_load(&dr.max_pending) > 0, "events were held back while a ring was mid-event (up to %llu)",
 	      (unsigned long long)atomic_load(&dr.max_pending));
+	check(light ? st.barriers == st.rounds : st.barriers == 0, "membarrier in %llu of %llu rounds",
+	      (unsigned long long)st.barriers, (unsigned long long)st.rounds);
 	rec_drain_free(d);
 	int ret = trace_writer_close(w);
 	check(ret == 0, "trace written (%d)", ret);
@@ -460,6 +477,7 @@ out:
 	for (int i = 0; i < 5; i++)
 		free(x.times[i]);
 	rec_shm_destroy(&shm);
+	light = 0;
 }
 
 /* ---- scenario 2: merge rules, deterministic -------------------------- */
@@ -817,7 +835,8 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
-	scenario_concurrent();
+	scenario_concurrent(0);
+	scenario_concurrent(1);
 	scenario_rules();
 	scenario_symbols();
 	scenario_throughput();
