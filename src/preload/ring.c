@@ -273,6 +273,17 @@ static void shared_end(struct pl_thread *t)
 	t->shared = 0;
 }
 
+/* The event on r ends: the lock goes with it if r is the shared ring. Not
+ * when t->shared is the interrupted event's: a signal handler's event on
+ * the thread's second ring would release a lock its thread holds, or is
+ * about to take and then never give back. */
+static inline void shared_end_of(struct pl_thread *t, const struct hs_ring *r)
+{
+	if (__builtin_expect(t->shared, 0) &&
+	    r == &HS_SHM_AT(pl_shm, pl_shm->rings_off, struct hs_ring)[HS_SHARED_RING])
+		shared_end(t);
+}
+
 /*
  * More threads alive than rings: this one writes to the shared ring under
  * its lock, its events after a marker naming it (see shm_layout.h). Only
@@ -338,13 +349,11 @@ void pl_event_publish(struct pl_thread *t, unsigned n)
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
 	atomic_store_explicit(&r->head, head + n, memory_order_release);
 	atomic_store_explicit(&r->busy, 0, memory_order_release);
-	if (__builtin_expect(t->shared, 0))
-		shared_end(t);
+	shared_end_of(t, r);
 }
 
 void pl_event_abort(struct pl_thread *t)
 {
 	atomic_store_explicit(&t->ring->busy, 0, memory_order_release);
-	if (__builtin_expect(t->shared, 0))
-		shared_end(t);
+	shared_end_of(t, t->ring);
 }
