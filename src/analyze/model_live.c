@@ -241,9 +241,11 @@ void model_live_prefetch2(const struct live_tab *t, uint64_t addr)
 		if (!t->e[i].addr)
 			return;
 	uint64_t p = t->e[i].p;
+	if (!(p & P_EXT))
+		return; /* the numbers are in the entry (P_CHAIN's bit is then the slack's) */
 	if (p & P_CHAIN)
 		t->chain_blk(t->chain_ctx, (uint32_t)(p >> 32), NULL);
-	else if (p & P_EXT)
+	else
 		__builtin_prefetch(&t->ext[p >> 32]);
 }
 

@@ -22,11 +22,15 @@ static struct live_blk ref_blk[SLOTS];
 
 /* Growth chains as model_growth.c keeps them: the block's numbers. */
 static struct live_blk chains[SLOTS + 1];
-static uint64_t prefetches;
+static uint64_t prefetches, bad_chains;
 
 static void chain_blk(void *ctx, uint32_t c, struct live_blk *b)
 {
 	(void)ctx;
+	if (c == 0 || c > SLOTS) {
+		bad_chains++; /* the table took a payload for a chain it is not */
+		return;
+	}
 	if (!b)
 		prefetches++;
 	else
@@ -173,6 +177,7 @@ int main(void)
 	check(bad_take == 0, "%d takes of live blocks, %d of none: %d wrong", takes, missing, bad_take);
 	compare(&t, "at the end");
 	check(prefetches > 0, "chained blocks' records were prefetched (%" PRIu64 " times)", prefetches);
+	check_u("chains asked for that no block names", bad_chains, 0);
 
 	/* empty it: every page goes, the extended records are reused */
 	for (int i = 0; i < SLOTS; i++) {
