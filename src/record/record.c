@@ -145,6 +145,8 @@ int rec_record(const struct rec_options *o)
 	ret = name ? trace_writer_open(&w, name, o->force) : -ENOMEM;
 	if (!ret)
 		ret = rec_drain_new(&d, shm.h, w, t0, child.pid);
+	if (!ret)
+		rec_drain_set_shm_fd(d, shm.fd);
 	if (ret) {
 		rec_spawn_release(&child, 1);
 		if (w) {

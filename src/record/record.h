@@ -174,6 +174,9 @@ int rec_drain_finish(struct rec_drain *d);
  * (>= 0) or -errno of the writer.
  */
 long rec_drain_round(struct rec_drain *d, int final);
+/* The memfd behind the shared memory: what of it is in use comes off the
+ * RSS samples (without it, nothing does). */
+void rec_drain_set_shm_fd(struct rec_drain *d, int fd);
 /* Queues a TR_SAMPLE of each running process's RSS (less our shared
  * memory), stamped when read; they are written in time order by the next
  * rounds. 0 or -ENOMEM. */

@@ -480,6 +480,62 @@ out:
 	light = 0;
 }
 
+/* ---- RSS samples ----------------------------------------------------- */
+
+/* RssAnon + RssFile of this process, in bytes. */
+static uint64_t own_rss(void)
+{
+	char buf[4096];
+	FILE *f = fopen("/proc/self/status", "re");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	const char *a = strstr(buf, "\nRssAnon:"), *b = strstr(buf, "\nRssFile:");
+	return a && b ? (strtoull(a + 9, NULL, 10) + strtoull(b + 9, NULL, 10)) * 1024 : 0;
+}
+
+/* This process is the program and the recorder at once: every page of the
+ * shared memory in use is in its RssShmem, so a sample must be exactly its
+ * RssAnon + RssFile, read just before and just after. */
+static void scenario_rss(void)
+{
+	struct rec_shm shm;
+	struct trace_writer *w;
+	struct rec_drain *d;
+	const char *path = tmp_path("rss.hst");
+	printf("# RSS samples leave out the shared memory\n");
+	if (rec_shm_create(&shm, 0) || trace_writer_open(&w, path, 0) || rec_drain_new(&d, shm.h, w, 0, getpid())) {
+		check(0, "set up shared memory, trace and drain");
+		return;
+	}
+	rec_drain_set_shm_fd(d, shm.fd);
+	/* what a program's stacks would touch: 4 MiB of the (empty) hash */
+	memset((char *)shm.h + shm.h->hash_off, 0, 4u << 20);
+	uint64_t before = own_rss();
+	check(rec_drain_sample(d) == 0, "sample");
+	uint64_t after = own_rss();
+	check(rec_drain_round(d, 1) >= 0, "final round");
+	rec_drain_free(d);
+	check(trace_writer_close(w) == 0, "trace written");
+	struct trace_reader *r;
+	struct trace_record rec;
+	char err[256] = "";
+	uint64_t rss = 0, samples = 0;
+	if (trace_reader_open(&r, path, err, sizeof(err)) == 0) {
+		while (trace_reader_next(r, &rec) > 0)
+			if (rec.type == TR_SAMPLE) {
+				rss = rec.u.sample.rss;
+				samples++;
+			}
+		trace_reader_close(r);
+	}
+	check_u("samples", samples, 1);
+	check(before <= rss && rss <= after, "the sample, %llu B, is RssAnon + RssFile (%llu to %llu B): our %u MiB left out",
+	      (unsigned long long)rss, (unsigned long long)before, (unsigned long long)after, 4u);
+	rec_shm_destroy(&shm);
+}
+
 /* ---- scenario 2: merge rules, deterministic -------------------------- */
 
 static void put(struct hs_ring *r, uint64_t t, unsigned kind, uint64_t addr, uint32_t stack)
@@ -837,6 +893,7 @@ int main(void)
 	}
 	scenario_concurrent(0);
 	scenario_concurrent(1);
+	scenario_rss();
 	scenario_rules();
 	scenario_symbols();
 	scenario_throughput();
