@@ -106,17 +106,11 @@ static const char *plural(uint64_t n)
 	return n == 1 ? "" : "s";
 }
 
-static void sleep_ns(long ns)
-{
-	struct timespec ts = { 0, ns };
-	nanosleep(&ts, NULL); /* a signal cuts it short: fine, the loop looks again */
-}
-
 int rec_record(const struct rec_options *o)
 {
 	char *prog = NULL, *preload = NULL, *name = NULL;
 	struct rec_shm shm = { .fd = -1 };
-	struct rec_child child = { .pid = 0, .go_fd = -1, .err_fd = -1 };
+	struct rec_child child = { .pid = 0, .go_fd = -1, .err_fd = -1, .pidfd = -1 };
 	struct trace_writer *w = NULL;
 	struct rec_drain *d = NULL;
 	int status = 1, ret, write_failed = 0;
@@ -252,8 +246,8 @@ int rec_record(const struct rec_options *o)
 				rec_error("cannot write %s: %s; the trace will be incomplete", name, strerror(-err));
 			}
 		}
-		if (moved < BUSY_ROUND)
-			sleep_ns(IDLE_SLEEP_NS);
+		if (moved < BUSY_ROUND && rec_child_sleep(&child, IDLE_SLEEP_NS))
+			next_poll = 0; /* the program ended: reap it now */
 	}
 
 	/* The program is gone (or we stop): everything left, in time order.
@@ -327,6 +321,7 @@ int rec_record(const struct rec_options *o)
 		  plural(st.threads), (unsigned long long)st.stacks, plural(st.stacks), (unsigned long long)nsyms,
 		  plural(nsyms), size, name, word);
 out:
+	rec_child_close(&child);
 	if (w)
 		trace_writer_close(w);
 	rec_drain_free(d);

@@ -94,6 +94,7 @@ struct rec_child {
 	pid_t pid;
 	int go_fd;                 /* write end: a byte lets the child exec */
 	int err_fd;                /* read end: the child's errno if execve fails */
+	int pidfd;                 /* readable once the child ended; -1 when reaped or unsupported */
 };
 
 /* Saves the signal state the program must inherit and sets the recorder's:
@@ -110,6 +111,9 @@ int rec_spawn_release(struct rec_child *c, int abort);
 /* Non-blocking wait: 1 with *status when the child has ended, 0 if it
  * runs, -errno on error. Signals are never forwarded to a reaped pid. */
 int rec_child_poll(struct rec_child *c, int *status);
+/* Sleeps ns, or less when the child ends meanwhile: then returns 1. */
+int rec_child_sleep(struct rec_child *c, long ns);
+void rec_child_close(struct rec_child *c);
 /* SIGTERMs received so far (the first one is forwarded to the child). */
 unsigned rec_signals_term_count(void);
 

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <link.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -498,6 +500,8 @@ int rec_spawn(struct rec_child *c, const char *path, char **argv, const char *pr
 	c->pid = pid;
 	c->go_fd = go[1];
 	c->err_fd = err[0];
+	/* Linux 5.3: the loop wakes when the program ends, not up to 1 ms later */
+	c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	fwd_pid = pid;
 	/* a SIGTERM held since rec_signals_setup is delivered (forwarded) now */
 	sigset_t unblock;
@@ -530,6 +534,7 @@ int rec_spawn_release(struct rec_child *c, int abort)
 		fwd_pid = 0;
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		c->pid = 0;
+		rec_child_close(c);
 		return abort ? 0 : -(e ? e : EIO);
 	}
 	return 0;
@@ -549,5 +554,22 @@ int rec_child_poll(struct rec_child *c, int *status)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (r < 0)
 		return -e;
+	if (r == c->pid)
+		rec_child_close(c); /* a reaped child's pidfd stays readable */
 	return r == c->pid;
+}
+
+int rec_child_sleep(struct rec_child *c, long ns)
+{
+	struct timespec ts = { 0, ns };
+	struct pollfd p = { .fd = c->pidfd, .events = POLLIN };
+	/* a signal cuts it short: fine, the caller looks again */
+	return ppoll(&p, c->pidfd >= 0, &ts, NULL) > 0;
+}
+
+void rec_child_close(struct rec_child *c)
+{
+	if (c->pidfd >= 0)
+		close(c->pidfd);
+	c->pidfd = -1;
 }
