@@ -113,7 +113,8 @@ int rec_record(const struct rec_options *o)
 	struct rec_child child = { .pid = 0, .go_fd = -1, .err_fd = -1, .pidfd = -1 };
 	struct trace_writer *w = NULL;
 	struct rec_drain *d = NULL;
-	int status = 1, ret, write_failed = 0;
+	struct rec_syms *syms = NULL;
+	int status = 1, ret, write_failed = 0, cache_dir = -1;
 
 	/* first: the program's library waits until CAL_NS after this */
 	if (rec_clock_start(getenv("HEAPSCOPE_CLOCK")))
@@ -185,6 +186,10 @@ int rec_record(const struct rec_options *o)
 	/* one sample at once: a program shorter than the first turn of the
 	 * loop still has one */
 	rec_drain_sample(d);
+	/* symbols ahead while it runs; without the thread, all at the end */
+	cache_dir = o->no_cache ? -1 : symcache_open_dir();
+	if (rec_syms_start(&syms, shm.h, cache_dir))
+		syms = NULL;
 	int reaped = 0, interrupted = 0, by_term = 0, wstatus = 0;
 	uint64_t now = rec_drain_now(d), next_sample = now + o->interval_ns, next_flush = now + FLUSH_NS;
 	uint64_t next_poll = now;
@@ -231,6 +236,9 @@ int rec_record(const struct rec_options *o)
 				next_sample = now + o->interval_ns;
 		}
 		long moved = rec_drain_round(d, 0);
+		size_t nmods;
+		const struct rec_module *mods = rec_drain_modules(d, &nmods);
+		rec_syms_feed(syms, mods, nmods, rec_drain_nodes(d));
 		if (moved < 0 && moved != -ENOMEM) {
 			moved = 0; /* the writer's error: reported below, keep the program going */
 		} else if (moved < 0) {
@@ -261,10 +269,11 @@ int rec_record(const struct rec_options *o)
 	uint64_t nsyms = 0;
 	size_t nmods = 0;
 	const struct rec_module *mods = rec_drain_modules(d, &nmods);
-	int cache_dir = o->no_cache ? -1 : symcache_open_dir();
-	ret = rec_symbols_write(w, shm.h, rec_drain_nodes(d), mods, nmods, cache_dir, &nsyms);
-	if (cache_dir >= 0)
-		close(cache_dir);
+	if (syms)
+		ret = rec_syms_write(syms, w, shm.h, rec_drain_nodes(d), mods, nmods, &nsyms);
+	else
+		ret = rec_symbols_write(w, shm.h, rec_drain_nodes(d), mods, nmods, cache_dir, &nsyms);
+	syms = NULL;
 	if (ret)
 		rec_error("cannot symbolize: %s; the trace has addresses only", strerror(-ret));
 
@@ -321,6 +330,9 @@ int rec_record(const struct rec_options *o)
 		  plural(st.threads), (unsigned long long)st.stacks, plural(st.stacks), (unsigned long long)nsyms,
 		  plural(nsyms), size, name, word);
 out:
+	rec_syms_free(syms);
+	if (cache_dir >= 0)
+		close(cache_dir);
 	rec_child_close(&child);
 	if (w)
 		trace_writer_close(w);

@@ -233,4 +233,19 @@ size_t rec_procs_untraced(const struct rec_procs *p);
 int rec_symbols_write(struct trace_writer *w, const struct hs_shm_header *h, uint32_t nnodes,
 		      const struct rec_module *mods, size_t nmods, int cache_dir, uint64_t *nsyms);
 
+/* The same table, its slow part done ahead: a thread resolves the stack
+ * addresses while the program runs, as the modules and nodes written so far
+ * are fed to it (in id order, a growing prefix of the final ones), and
+ * rec_syms_write stops it and writes the table as rec_symbols_write would.
+ * cache_dir stays the caller's, open until then. */
+struct rec_syms;
+int rec_syms_start(struct rec_syms **out, const struct hs_shm_header *h, int cache_dir);
+void rec_syms_feed(struct rec_syms *s, const struct rec_module *mods, size_t nmods, uint32_t nnodes);
+int rec_syms_write(struct rec_syms *s, struct trace_writer *w, const struct hs_shm_header *h, uint32_t nnodes,
+		   const struct rec_module *mods, size_t nmods, uint64_t *nsyms);
+/* Addresses resolved ahead so far. */
+size_t rec_syms_ahead(struct rec_syms *s);
+/* Stops and frees it without writing. NULL is fine. */
+void rec_syms_free(struct rec_syms *s);
+
 #endif

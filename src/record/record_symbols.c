@@ -15,6 +15,9 @@
 #include "symbols/symbols.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,34 +145,46 @@ static int distinct_ips(const struct hs_shm_header *h, uint32_t nnodes, struct s
 	return 0;
 }
 
-/* A symbolizer over the given modules; map[idx] = index into mods. */
+/* A symbolizer over modules of mods; map[idx] = index into mods. */
 struct symctx {
 	struct sym_ctx *c;
 	size_t *map;
+	size_t offered;   /* mods[0..offered) were looked at */
 	uint64_t space;
 };
 
-static int ctx_open(struct symctx *x, const struct rec_module *mods, size_t nmods, int all, uint64_t space,
-		    int cache_dir)
+static int ctx_open(struct symctx *x, uint64_t space, int cache_dir)
 {
 	int ret = sym_open(&x->c);
 	if (ret)
 		return ret;
 	sym_use_cache(x->c, cache_dir);
 	x->space = space;
-	x->map = calloc(nmods ? nmods : 1, sizeof(*x->map));
-	if (!x->map)
+	return 0;
+}
+
+/* Adds mods[x->offered..nmods) to x: every one (all), or those of its space.
+ * Adding in steps gives the same symbolizer as adding at once. */
+static int ctx_add(struct symctx *x, const struct rec_module *mods, size_t nmods, int all)
+{
+	if (nmods <= x->offered)
+		return 0;
+	size_t *map = realloc(x->map, nmods * sizeof(*map));
+	if (!map)
 		return -ENOMEM;
+	memset(map + x->offered, 0, (nmods - x->offered) * sizeof(*map));
+	x->map = map;
 	/* sym_add_module numbers modules 0, 1, ... in call order; keep the map
 	 * to ours rather than assume it */
-	for (size_t i = 0; i < nmods; i++) {
-		if (!all && mods[i].space != space)
+	for (size_t i = x->offered; i < nmods; i++) {
+		x->offered = i + 1;
+		if (!all && mods[i].space != x->space)
 			continue;
 		int idx = sym_add_module(x->c, mods[i].path, mods[i].bias, mods[i].start, mods[i].end);
 		if (idx == -ENOMEM)
 			return idx;
 		if (idx >= 0 && (size_t)idx < nmods)
-			x->map[idx] = i;
+			map[idx] = i;
 	}
 	return 0;
 }
@@ -192,10 +207,12 @@ static const struct rec_module *module_of(const struct rec_module *mods, size_t 
 	return NULL;
 }
 
-int rec_symbols_write(struct trace_writer *w, const struct hs_shm_header *h, uint32_t nnodes,
-		      const struct rec_module *mods, size_t nmods, int cache_dir, uint64_t *nsyms)
+/* The symbol table, with all: empty, or ready with mods[0..all.offered). */
+static int write_symbols(struct trace_writer *w, const struct hs_shm_header *h, uint32_t nnodes,
+			 const struct rec_module *mods, size_t nmods, int cache_dir, struct symctx all,
+			 uint64_t *nsyms)
 {
-	struct symctx all = { 0 }, *own = NULL;
+	struct symctx *own = NULL;
 	size_t nown = 0;
 	struct strset strs = { 0 };
 	struct sym_frame *frames = NULL;
@@ -207,7 +224,9 @@ int rec_symbols_write(struct trace_writer *w, const struct hs_shm_header *h, uin
 	ret = distinct_ips(h, nnodes, &ips, &nips);
 	if (ret)
 		goto out;
-	ret = ctx_open(&all, mods, nmods, 1, 0, cache_dir);
+	ret = all.c ? 0 : ctx_open(&all, 0, cache_dir);
+	if (!ret)
+		ret = ctx_add(&all, mods, nmods, 1);
 	if (ret)
 		goto out;
 	frames = malloc(MAX_FRAMES * sizeof(*frames));
@@ -239,7 +258,9 @@ int rec_symbols_write(struct trace_writer *w, const struct hs_shm_header *h, uin
 					own = v;
 					x = &own[nown++];
 					memset(x, 0, sizeof(*x));
-					ret = ctx_open(x, mods, nmods, 0, space, cache_dir);
+					ret = ctx_open(x, space, cache_dir);
+					if (!ret)
+						ret = ctx_add(x, mods, nmods, 0);
 					if (ret)
 						goto out;
 				}
@@ -294,4 +315,250 @@ out:
 	free(frames);
 	free(ips);
 	return ret;
+}
+
+int rec_symbols_write(struct trace_writer *w, const struct hs_shm_header *h, uint32_t nnodes,
+		      const struct rec_module *mods, size_t nmods, int cache_dir, uint64_t *nsyms)
+{
+	return write_symbols(w, h, nnodes, mods, nmods, cache_dir, (struct symctx){ 0 }, nsyms);
+}
+
+/* ---- ahead of the end ------------------------------------------------- */
+
+/*
+ * While the program runs, a thread resolves each new stack address once
+ * with the symbolizer that the end will use: what costs is loading and
+ * indexing an object's debug info the first time (libc's separate debug
+ * file, decompressed whole by elfutils: ~37 ms; a Rust binary's units:
+ * ~14 ms), and that is then done. The end resolves every address again in
+ * the same symbolizer, so the table is the same as without the thread.
+ * The thread keeps the program's priority: the end waits for it, and below
+ * other work a busy machine would starve it.
+ */
+struct rec_syms {
+	const struct hs_shm_header *h;
+	int cache_dir;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/* fed, under mu */
+	struct rec_module *fed;
+	size_t nfed, capfed;
+	uint32_t fed_nodes;
+	_Atomic int stop;
+	/* the thread's */
+	struct rec_module *mods;   /* its copy of fed[0..nmods) */
+	size_t nmods;
+	struct symctx all;
+	uint32_t nodes;            /* nodes 1..nodes-1 looked at */
+	uint64_t *space;           /* per node */
+	size_t capspace;
+	struct sip *seen;          /* open addressing; ip 0 = empty */
+	size_t capseen, nseen;
+	struct sym_frame *frames;
+	int err;                   /* out of memory: the end starts afresh */
+	_Atomic size_t ahead;      /* addresses resolved */
+};
+
+static int seen_add(struct rec_syms *s, uint64_t space, uint64_t ip)
+{
+	if (2 * (s->nseen + 1) > s->capseen) {
+		size_t cap = s->capseen ? 2 * s->capseen : 1024;
+		struct sip *v = calloc(cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->capseen; i++) {
+			if (!s->seen[i].ip)
+				continue;
+			size_t j = (s->seen[i].ip * 0x9E3779B97F4A7C15ull ^ s->seen[i].space) & (cap - 1);
+			while (v[j].ip)
+				j = (j + 1) & (cap - 1);
+			v[j] = s->seen[i];
+		}
+		free(s->seen);
+		s->seen = v;
+		s->capseen = cap;
+	}
+	size_t j = (ip * 0x9E3779B97F4A7C15ull ^ space) & (s->capseen - 1);
+	for (; s->seen[j].ip; j = (j + 1) & (s->capseen - 1))
+		if (s->seen[j].ip == ip && s->seen[j].space == space)
+			return 0;
+	s->seen[j] = (struct sip){ space, ip };
+	s->nseen++;
+	return 1;
+}
+
+/* Resolves the new addresses of nodes [s->nodes, n). */
+static int warm_nodes(struct rec_syms *s, uint32_t n)
+{
+	const struct hs_node *nodes = HS_SHM_AT(s->h, s->h->nodes_off, const struct hs_node);
+	if (n > s->capspace) {
+		size_t cap = s->capspace ? s->capspace : 1024;
+		while (cap < n)
+			cap *= 2;
+		uint64_t *v = realloc(s->space, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->space = v;
+		s->capspace = cap;
+	}
+	if (!s->nodes)
+		s->nodes = 1;
+	for (; s->nodes < n && !atomic_load_explicit(&s->stop, memory_order_relaxed); s->nodes++) {
+		uint32_t i = s->nodes, parent = nodes[i].parent;
+		uint64_t ip = nodes[i].ip;
+		if (parent >= i)
+			parent = 0;
+		s->space[i] = parent ? s->space[parent] : ip ? 0 : i;
+		if (!ip)
+			continue;
+		int fresh = seen_add(s, s->space[i], ip);
+		if (fresh < 0)
+			return fresh;
+		if (!fresh || !module_of(s->mods, s->nmods, s->space[i], ip))
+			continue;
+		int module;
+		uint64_t offset;
+		if (sym_resolve(s->all.c, ip, 1, s->frames, MAX_FRAMES, &module, &offset) == -ENOMEM)
+			return -ENOMEM;
+		atomic_fetch_add(&s->ahead, 1);
+	}
+	return 0;
+}
+
+static void *warm_thread(void *arg)
+{
+	struct rec_syms *s = arg;
+	pthread_mutex_lock(&s->mu);
+	while (!atomic_load(&s->stop) && !s->err) {
+		if (s->nfed == s->nmods && s->fed_nodes == s->nodes) {
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		/* modules first: a node's address is looked up among those */
+		size_t nm = s->nfed;
+		uint32_t nn = s->fed_nodes;
+		struct rec_module *v = realloc(s->mods, (nm ? nm : 1) * sizeof(*v));
+		if (!v) {
+			s->err = -ENOMEM;
+			break;
+		}
+		if (nm > s->nmods)
+			memcpy(v + s->nmods, s->fed + s->nmods, (nm - s->nmods) * sizeof(*v));
+		s->mods = v;
+		s->nmods = nm;
+		pthread_mutex_unlock(&s->mu);
+		int err = ctx_add(&s->all, s->mods, s->nmods, 1);
+		if (!err)
+			err = warm_nodes(s, nn);
+		pthread_mutex_lock(&s->mu);
+		s->err = err;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+int rec_syms_start(struct rec_syms **out, const struct hs_shm_header *h, int cache_dir)
+{
+	struct rec_syms *s = calloc(1, sizeof(*s));
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	s->h = h;
+	s->cache_dir = cache_dir;
+	s->frames = malloc(MAX_FRAMES * sizeof(*s->frames));
+	int ret = s->frames ? ctx_open(&s->all, 0, cache_dir) : -ENOMEM;
+	if (ret) {
+		ctx_close(&s->all);
+		free(s->frames);
+		free(s);
+		return ret;
+	}
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	/* signals are the main thread's */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = -pthread_create(&s->thread, NULL, warm_thread, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret) {
+		pthread_cond_destroy(&s->cv);
+		pthread_mutex_destroy(&s->mu);
+		ctx_close(&s->all);
+		free(s->frames);
+		free(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+void rec_syms_feed(struct rec_syms *s, const struct rec_module *mods, size_t nmods, uint32_t nnodes)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	if (nmods > s->capfed) {
+		size_t cap = s->capfed ? s->capfed : 32;
+		while (cap < nmods)
+			cap *= 2;
+		struct rec_module *v = realloc(s->fed, cap * sizeof(*v));
+		if (v) {
+			s->fed = v;
+			s->capfed = cap;
+		}
+	}
+	if (nmods <= s->capfed && (nmods != s->nfed || nnodes != s->fed_nodes)) {
+		if (nmods > s->nfed)
+			memcpy(s->fed + s->nfed, mods + s->nfed, (nmods - s->nfed) * sizeof(*mods));
+		s->nfed = nmods;
+		s->fed_nodes = nnodes;
+		pthread_cond_signal(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+size_t rec_syms_ahead(struct rec_syms *s)
+{
+	return atomic_load(&s->ahead);
+}
+
+/* Stops the thread where it is; returns its symbolizer, or an empty one. */
+static struct symctx syms_stop(struct rec_syms *s)
+{
+	atomic_store(&s->stop, 1);
+	pthread_mutex_lock(&s->mu);
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->thread, NULL);
+	struct symctx all = s->all;
+	if (s->err) {
+		ctx_close(&all);
+		all = (struct symctx){ 0 };
+	}
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s->fed);
+	free(s->mods);
+	free(s->space);
+	free(s->seen);
+	free(s->frames);
+	free(s);
+	return all;
+}
+
+int rec_syms_write(struct rec_syms *s, struct trace_writer *w, const struct hs_shm_header *h, uint32_t nnodes,
+		   const struct rec_module *mods, size_t nmods, uint64_t *nsyms)
+{
+	int cache_dir = s->cache_dir;
+	return write_symbols(w, h, nnodes, mods, nmods, cache_dir, syms_stop(s), nsyms);
+}
+
+void rec_syms_free(struct rec_syms *s)
+{
+	if (!s)
+		return;
+	struct symctx all = syms_stop(s);
+	ctx_close(&all);
 }

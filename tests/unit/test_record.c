@@ -879,10 +879,99 @@ static void scenario_throughput(void)
 static void cleanup(void)
 {
 	static const char *const names[] = { "concurrent.hst", "ties.hst", "watermark.hst", "repair.hst",
-					      "symbols.hst", "stuck.hst", "bulk.hst", "live1.hst", "live2.hst" };
+					      "symbols.hst", "stuck.hst", "bulk.hst", "live1.hst", "live2.hst",
+					      "rss.hst", "symbols_end.hst", "symbols_ahead.hst" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		unlink(tmp_path(names[i]));
 	rmdir(tmpdir);
+}
+
+/* The symbol records of a trace, decoded into one string. */
+static size_t symbol_text(const char *path, char *out, size_t len, char *libc_fn, size_t fnlen, uint64_t libc_ip)
+{
+	struct trace_reader *r;
+	struct trace_record rec;
+	char err[256];
+	size_t k = 0;
+	out[0] = 0;
+	if (trace_reader_open(&r, path, err, sizeof(err)))
+		return 0;
+	while (trace_reader_next(r, &rec) > 0 && k + 512 < len) {
+		if (rec.type == TR_STRING)
+			k += (size_t)snprintf(out + k, len - k, "S%llu=%.*s;", (unsigned long long)rec.u.string.id,
+					      (int)rec.u.string.len, rec.u.string.str);
+		if (rec.type != TR_SYMBOL)
+			continue;
+		k += (size_t)snprintf(out + k, len - k, "Y%llx/%llu/%llu:", (unsigned long long)rec.u.symbol.ip,
+				      (unsigned long long)rec.u.symbol.module, (unsigned long long)rec.u.symbol.offset);
+		for (uint32_t f = 0; f < rec.u.symbol.nframes && k + 512 < len; f++) {
+			const struct trace_frame *fr = &rec.u.symbol.frames[f];
+			k += (size_t)snprintf(out + k, len - k, "%s@%s:%u/%u,", fr->function ? fr->function : "-",
+					      fr->file ? fr->file : "-", fr->line, fr->flags);
+		}
+		if (rec.u.symbol.ip == libc_ip && rec.u.symbol.nframes)
+			snprintf(libc_fn, fnlen, "%s", rec.u.symbol.frames[rec.u.symbol.nframes - 1].function ?
+							   rec.u.symbol.frames[rec.u.symbol.nframes - 1].function : "");
+	}
+	trace_reader_close(r);
+	return k;
+}
+
+/* Resolved ahead by the thread while "the program runs", in two feeds (libc
+ * logged late, as a dlopen would be), the table is the one made at the end. */
+static void scenario_symbols_ahead(void)
+{
+	struct rec_shm shm;
+	struct trace_writer *w[2];
+	printf("# symbols resolved ahead\n");
+	const char *path[2] = { tmp_path("symbols_end.hst"), tmp_path("symbols_ahead.hst") };
+	if (rec_shm_create(&shm, 0) || trace_writer_open(&w[0], path[0], 0) || trace_writer_open(&w[1], path[1], 0)) {
+		check(0, "set up");
+		return;
+	}
+	struct self_mod self = { .target = (uint64_t)(uintptr_t)&scenario_symbols_ahead };
+	struct self_mod libc = { .target = (uint64_t)(uintptr_t)&fopen };
+	dl_iterate_phdr(find_self, &self);
+	dl_iterate_phdr(find_self, &libc);
+	struct rec_module mods[2] = { { .id = 1, .bias = self.bias, .start = self.start, .end = self.end },
+				      { .id = 2, .bias = libc.bias, .start = libc.start, .end = libc.end } };
+	snprintf(mods[0].path, sizeof(mods[0].path), "%s", self.path);
+	snprintf(mods[1].path, sizeof(mods[1].path), "%s", libc.path);
+	uint64_t ip_self = (uint64_t)(uintptr_t)&scenario_symbols_ahead + 8;
+	uint64_t ip_libc = (uint64_t)(uintptr_t)&fopen + 8;
+	uint32_t a = new_node(shm.h, ip_self, 0, 0);
+	new_node(shm.h, ip_self + 4, a, 0);
+	uint32_t first = atomic_load(&shm.h->nodes_used);
+	new_node(shm.h, ip_libc, a, 0);
+	uint32_t all = atomic_load(&shm.h->nodes_used);
+
+	uint64_t nsyms[2] = { 0, 0 };
+	int ret[2];
+	ret[0] = rec_symbols_write(w[0], shm.h, all, mods, 2, -1, &nsyms[0]);
+	struct rec_syms *s = NULL;
+	ret[1] = rec_syms_start(&s, shm.h, -1);
+	check(ret[1] == 0, "the thread starts (%d)", ret[1]);
+	if (ret[1] == 0) {
+		rec_syms_feed(s, mods, 1, first);
+		for (int i = 0; i < 1000 && rec_syms_ahead(s) < 2; i++)
+			sleep_ms(10);
+		rec_syms_feed(s, mods, 2, all);
+		for (int i = 0; i < 1000 && rec_syms_ahead(s) < 3; i++)
+			sleep_ms(10);
+		check_u("addresses resolved ahead, libc's after it was fed", rec_syms_ahead(s), 3);
+		ret[1] = rec_syms_write(s, w[1], shm.h, all, mods, 2, &nsyms[1]);
+	}
+	trace_writer_close(w[0]);
+	trace_writer_close(w[1]);
+	check(ret[0] == 0 && ret[1] == 0 && nsyms[0] == 3 && nsyms[1] == 3, "both tables written (%d %d, %llu %llu)",
+	      ret[0], ret[1], (unsigned long long)nsyms[0], (unsigned long long)nsyms[1]);
+	static char text[2][16384];
+	char fn[2][128] = { "", "" };
+	size_t n0 = symbol_text(path[0], text[0], sizeof(text[0]), fn[0], sizeof(fn[0]), ip_libc);
+	symbol_text(path[1], text[1], sizeof(text[1]), fn[1], sizeof(fn[1]), ip_libc);
+	check(n0 > 0 && !strcmp(text[0], text[1]), "the same strings and symbols, ahead or at the end (%zu bytes)", n0);
+	check(strstr(fn[1], "fopen") != NULL, "libc's frame is named (%s)", fn[1]);
+	rec_shm_destroy(&shm);
 }
 
 int main(void)
@@ -896,6 +985,7 @@ int main(void)
 	scenario_rss();
 	scenario_rules();
 	scenario_symbols();
+	scenario_symbols_ahead();
 	scenario_throughput();
 	cleanup();
 	return check_done();
