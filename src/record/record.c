@@ -259,13 +259,17 @@ int rec_record(const struct rec_options *o)
 	}
 
 	/* The program is gone (or we stop): everything left, in time order.
-	 * The run ends now, not after the symbols: that is its length. */
+	 * The run ends now, not after the symbols: that is its length. Each
+	 * part is handed to the writer's thread as it is done, so that it is
+	 * compressed while the next is made. */
 	uint64_t end_time = rec_drain_now(d);
+	trace_writer_push(w);
 	ret = (int)rec_drain_round(d, 1);
 	if (ret == -ENOMEM)
 		rec_error("out of memory while writing the last events; the trace is incomplete");
 	if (rec_drain_finish(d) == -ENOMEM)
 		rec_error("out of memory while writing how the processes ended; the trace is incomplete");
+	trace_writer_push(w);
 	uint64_t nsyms = 0;
 	size_t nmods = 0;
 	const struct rec_module *mods = rec_drain_modules(d, &nmods);
@@ -298,6 +302,10 @@ int rec_record(const struct rec_options *o)
 	uint64_t dropped = atomic_load(&shm.h->dropped) + st.skipped;
 	write_end(w, end_time, kind, code, st.events, dropped, atomic_load(&shm.h->truncated), flags,
 		  atomic_load(&shm.h->procs_lost));
+	/* nothing reads the shared memory any more: unmapped while the last
+	 * block is compressed */
+	trace_writer_push(w);
+	rec_shm_destroy(&shm);
 	ret = trace_writer_close(w);
 	w = NULL;
 	if (ret || write_failed) {
