@@ -653,23 +653,12 @@ static int write_event(struct rec_drain *d, const struct pend *e, int final)
 		tw_end(w);
 		d->st.maps++;
 	} else if (hs_ev_is_alloc(kind)) {
-		tw_begin(w, TR_ALLOC);
-		tw_time(w, t);
-		tw_u(w, th->index);
-		tw_u(w, kind);
-		tw_u(w, stack);
-		tw_u(w, e->size & HS_SIZE_MASK);
-		tw_u(w, e->addr);
-		tw_u(w, e->size >> HS_SIZE_BITS);
-		tw_end(w);
+		uint64_t v[] = { th->index, kind, stack, e->size & HS_SIZE_MASK, e->addr, e->size >> HS_SIZE_BITS };
+		tw_timed(w, TR_ALLOC, t, v, 6);
 		d->st.allocs++;
 	} else {
-		tw_begin(w, TR_FREE);
-		tw_time(w, t);
-		tw_u(w, th->index);
-		tw_u(w, kind);
-		tw_u(w, e->addr);
-		tw_end(w);
+		uint64_t v[] = { th->index, kind, e->addr };
+		tw_timed(w, TR_FREE, t, v, 3);
 		d->st.frees++;
 	}
 	d->st.events++;

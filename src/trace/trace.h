@@ -95,6 +95,9 @@ void tw_str(struct trace_writer *w, const char *s);            /* NULL writes ""
 void tw_time(struct trace_writer *w, uint64_t t);
 /* Ends the record; flushes a block when it is full. */
 void tw_end(struct trace_writer *w);
+/* A whole timed record of n varints, the same bytes as tw_begin, tw_time,
+ * tw_u for each and tw_end, with one check for room: for events. */
+void tw_timed(struct trace_writer *w, unsigned type, uint64_t t, const uint64_t *v, unsigned n);
 uint64_t trace_writer_bytes(struct trace_writer *w); /* bytes in the file so far, and not yet compressed */
 
 /* ---- reader ---------------------------------------------------------- */

@@ -309,6 +309,38 @@ void tw_time(struct trace_writer *w, uint64_t t)
 	w->last_time += dt;
 }
 
+static inline uint8_t *put_u(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+void tw_timed(struct trace_writer *w, unsigned type, uint64_t t, const uint64_t *v, unsigned n)
+{
+	if (w->raw_len + 11 + 10 * (size_t)n > TRACE_BLOCK_RAW_CAP) {
+		tw_begin(w, type); /* the long way, which fails the writer */
+		tw_time(w, t);
+		for (unsigned i = 0; i < n; i++)
+			tw_u(w, v[i]);
+		tw_end(w);
+		return;
+	}
+	uint8_t *p = w->raw + w->raw_len;
+	w->rec_start = w->raw_len;
+	*p++ = (uint8_t)type;
+	uint64_t dt = t >= w->last_time ? t - w->last_time : 0;
+	w->last_time += dt;
+	p = put_u(p, dt);
+	for (unsigned i = 0; i < n; i++)
+		p = put_u(p, v[i]);
+	w->raw_len = (size_t)(p - w->raw);
+	tw_end(w);
+}
+
 void tw_end(struct trace_writer *w)
 {
 	if (w->raw_len >= TRACE_BLOCK_RAW_MAX)
