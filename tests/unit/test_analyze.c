@@ -802,6 +802,101 @@ static void test_truncated(void)
 	}
 }
 
+/* A trace big enough for the reader's read-ahead thread (4 MiB): every
+ * record comes back in order, and a cut or a damaged block ends the records
+ * after the same whole blocks, with the same error, as read inline. */
+#define RA_BLOCKS 12
+#define RA_PER_BLOCK 40000
+
+static void ra_record(uint64_t *state, uint64_t i, uint64_t *size, uint64_t *addr)
+{
+	*size = check_rnd(state) % 100000;
+	*addr = (check_rnd(state) & 0x7ffffffffff0ull) | (i & 1);
+}
+
+/* Reads path to its end or error: records that match what was written. */
+static uint64_t ra_read(const char *path, int *ret, char *err, size_t errlen, uint64_t *bad)
+{
+	struct trace_reader *r;
+	struct trace_record rec;
+	uint64_t n = 0, state = 77;
+	*bad = 0;
+	if ((*ret = trace_reader_open(&r, path, err, errlen)) < 0)
+		return 0;
+	while ((*ret = trace_reader_next(r, &rec)) > 0) {
+		uint64_t size, addr;
+		if (rec.type != TR_ALLOC)
+			continue;
+		ra_record(&state, n, &size, &addr);
+		*bad += rec.u.alloc.size != size || rec.u.alloc.addr != addr || rec.time != n + 1;
+		n++;
+	}
+	if (*ret == 0 && trace_reader_next(r, &rec) != 0)
+		*ret = 99; /* the end stays the end */
+	snprintf(err, errlen, "%s", *ret < 0 ? trace_reader_error(r) : "");
+	trace_reader_close(r);
+	return n;
+}
+
+static void test_read_ahead(void)
+{
+	uint64_t ends[RA_BLOCKS], state = 77, bad, n;
+	char err[512] = "", want[256];
+	int ret;
+	const char *full = tpath("ahead.hst"), *cut = tpath("ahead-cut.hst");
+	struct trace_writer *w;
+	check(trace_writer_open(&w, full, 1) == 0, "write a trace of %d blocks", RA_BLOCKS);
+	for (uint64_t b = 0, i = 0; b < RA_BLOCKS; b++) {
+		for (int k = 0; k < RA_PER_BLOCK; k++, i++) {
+			uint64_t size, addr;
+			ra_record(&state, i, &size, &addr);
+			st_alloc(w, i + 1, 0, HS_EV_MALLOC, 1, size, addr);
+		}
+		trace_writer_flush(w);
+		ends[b] = trace_writer_bytes(w);
+	}
+	check(trace_writer_close(w) == 0 && ends[RA_BLOCKS - 1] >= (4u << 20),
+	      "the trace is %" PRIu64 " bytes: read ahead by a thread", ends[RA_BLOCKS - 1]);
+
+	n = ra_read(full, &ret, err, sizeof(err), &bad);
+	check(ret == 0, "read to its end: %d %s", ret, err);
+	check_u("records read", n, (uint64_t)RA_BLOCKS * RA_PER_BLOCK);
+	check_u("records that differ from what was written", bad, 0);
+
+	/* cut in the middle of block 9: the whole blocks, then the cut */
+	check(copy_prefix(full, cut, (ends[8] + ends[9]) / 2) == 0, "cut the big trace in block 9");
+	n = ra_read(cut, &ret, err, sizeof(err), &bad);
+	check_u("records of the whole blocks", n, 9u * RA_PER_BLOCK);
+	snprintf(want, sizeof(want), "truncated at offset %" PRIu64 ":", ends[8]);
+	check(ret < 0 && strstr(err, want), "then the cut: %s", err);
+
+	/* a byte flipped in block 5: blocks 0 to 4, then the damage */
+	FILE *f = fopen(cut, "r+b");
+	int c = EOF;
+	long at = (long)(ends[4] + ends[5]) / 2;
+	if (f && fseek(f, at, SEEK_SET) == 0)
+		c = getc(f);
+	if (c != EOF && fseek(f, at, SEEK_SET) == 0)
+		putc(c ^ 0x5a, f);
+	if (f)
+		fclose(f);
+	n = ra_read(cut, &ret, err, sizeof(err), &bad);
+	check_u("records before the damaged block", n, 5u * RA_PER_BLOCK);
+	snprintf(want, sizeof(want), "corrupt block at offset %" PRIu64 ":", ends[4]);
+	check(ret < 0 && strstr(err, want), "then the damage: %s", err);
+	check_u("records that differ from what was written", bad, 0);
+
+	/* closed after one record: the thread stops */
+	struct trace_reader *r;
+	struct trace_record rec;
+	ret = trace_reader_open(&r, full, err, sizeof(err));
+	if (!ret) {
+		ret = trace_reader_next(r, &rec);
+		trace_reader_close(r);
+	}
+	check(ret == 1, "a reader closed early returns");
+}
+
 static void test_not_a_trace(void)
 {
 	char err[512] = "";
@@ -974,6 +1069,7 @@ int main(void)
 	test_random();
 	test_reuse();
 	test_truncated();
+	test_read_ahead();
 	test_not_a_trace();
 	test_format();
 	test_sparse_ids();
@@ -981,7 +1077,7 @@ int main(void)
 
 	const char *names[] = { "main.hst", "edges.hst", "blocks.hst", "cut.hst", "corrupt.hst",
 				"text.hst", "version.hst", "empty.hst", "random.hst", "sparse.hst", "mapfd.hst",
-				"reuse.hst" };
+				"reuse.hst", "ahead.hst", "ahead-cut.hst" };
 	/* HS_KEEP=1 keeps the traces, to look at them with 'heapscope report' */
 	if (getenv("HS_KEEP")) {
 		fprintf(stderr, "traces kept in %s\n", dir);
