@@ -878,9 +878,9 @@ static void scenario_throughput(void)
 
 static void cleanup(void)
 {
-	static const char *const names[] = { "concurrent.hst", "ties.hst", "watermark.hst", "repair.hst",
-					      "symbols.hst", "stuck.hst", "bulk.hst", "live1.hst", "live2.hst",
-					      "rss.hst", "symbols_end.hst", "symbols_ahead.hst" };
+	static const char *const names[] = { "concurrent.hst", "concurrent-light.hst", "ties.hst", "watermark.hst",
+					      "repair.hst", "symbols.hst", "stuck.hst", "bulk.hst", "live1.hst",
+					      "live2.hst", "rss.hst", "symbols_end.hst", "symbols_ahead.hst" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		unlink(tmp_path(names[i]));
 	rmdir(tmpdir);
