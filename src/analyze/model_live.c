@@ -11,8 +11,9 @@
  * handed out side by side share cache lines; wider windows cluster the
  * table (a 4 KiB window took 131 probes per lookup on the CSV loader).
  *
- * Beside it, each 4 KiB page that holds a block keeps its blocks' count and
- * bytes: a smaps snapshot adds up pages, not blocks.
+ * Beside it, once the table is big, each 4 KiB page that holds a block keeps
+ * its blocks' count and bytes: a smaps snapshot adds up pages, not blocks.
+ * A small table is walked whole in less time than the pages cost to keep.
  */
 #include "analyze/model_priv.h"
 
@@ -22,6 +23,7 @@
 #include <sys/mman.h>
 
 #define PAGE_SHIFT 12
+#define PAGES_FROM (1u << 20) /* slots (16 MiB of entries) from which pages are kept */
 #define WINDOW_SHIFT 7 /* addresses within 128 bytes get neighbouring slots */
 #define P_EXT 1u       /* bits 32-63: an index into ext[] */
 #define P_CHAIN 2u     /* with P_EXT: the index is a growth chain's */
@@ -157,6 +159,17 @@ static size_t page_slot(struct live_tab *t, uint64_t key)
 	return t->pg_last = i;
 }
 
+/* Counts a block of size bytes in its page: 0, or -ENOMEM. */
+static int page_add(struct live_tab *t, uint64_t addr, uint64_t size)
+{
+	size_t pi = page_slot(t, page_key(addr));
+	if (pi == SIZE_MAX)
+		return -ENOMEM;
+	t->pg[pi].bytes += size;
+	t->pg[pi].blocks++;
+	return 0;
+}
+
 /* ---- the blocks -------------------------------------------------------------- */
 
 static int grow(struct live_tab *t)
@@ -169,6 +182,13 @@ static int grow(struct live_tab *t)
 	free(t->e);
 	t->e = e;
 	t->cap = cap;
+	if (!t->pages && cap >= (t->pages_from ? t->pages_from : PAGES_FROM)) {
+		/* from now on pages are kept: count the blocks so far */
+		t->pages = 1;
+		for (size_t i = 0; i < cap; i++)
+			if (e[i].addr && page_add(t, e[i].addr, payload_size(t, e[i].p)) < 0)
+				return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -179,13 +199,12 @@ int model_live_put(struct live_tab *t, uint64_t addr, const struct live_blk *b, 
 	uint64_t p;
 	if (pack(t, b, &p) < 0)
 		return -ENOMEM;
-	size_t pi = page_slot(t, page_key(addr));
+	size_t pi = t->pages ? page_slot(t, page_key(addr)) : 0;
 	if (pi == SIZE_MAX) {
 		struct live_blk drop;
 		unpack_release(t, p, &drop);
 		return -ENOMEM;
 	}
-	struct live_page *pg = &t->pg[pi];
 	size_t mask = t->cap - 1, i = home(addr, mask);
 	while (t->e[i].addr && t->e[i].addr != addr)
 		i = (i + 1) & mask;
@@ -193,13 +212,16 @@ int model_live_put(struct live_tab *t, uint64_t addr, const struct live_blk *b, 
 		/* still live: its free was lost; the new block replaces it */
 		unpack_release(t, t->e[i].p, old);
 		t->e[i].p = p;
-		pg->bytes += b->size - old->size;
+		if (t->pages)
+			t->pg[pi].bytes += b->size - old->size;
 		return 1;
 	}
 	t->e[i] = (struct live_ent){ addr, p };
 	t->used++;
-	pg->bytes += b->size;
-	pg->blocks++;
+	if (t->pages) {
+		t->pg[pi].bytes += b->size;
+		t->pg[pi].blocks++;
+	}
 	return 0;
 }
 
@@ -214,6 +236,8 @@ int model_live_take(struct live_tab *t, uint64_t addr, struct live_blk *b)
 	unpack_release(t, t->e[i].p, b);
 	model_oa_remove(t->e, sizeof(*t->e), t->cap, i, home);
 	t->used--;
+	if (!t->pages)
+		return 1;
 	size_t pi = page_find(t, page_key(addr));
 	t->pg[pi].bytes -= b->size;
 	if (!--t->pg[pi].blocks) {
@@ -252,7 +276,7 @@ void model_live_prefetch2(const struct live_tab *t, uint64_t addr)
 void model_live_walk(const struct live_tab *t, int by_page, void (*fn)(void *ctx, uint64_t addr, uint64_t bytes),
 		     void *ctx)
 {
-	if (by_page) {
+	if (by_page && t->pages) {
 		for (size_t i = 0; i < t->pg_cap; i++)
 			if (t->pg[i].key)
 				fn(ctx, (t->pg[i].key - 1) << PAGE_SHIFT, t->pg[i].bytes);

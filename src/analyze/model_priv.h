@@ -192,6 +192,8 @@ struct live_tab {
 	size_t cap, used;
 	struct live_page *pg; /* open addressing by page, pg_cap a power of two */
 	size_t pg_cap, pg_used, pg_last;
+	int pages;            /* pages are kept (the table reached pages_from slots) */
+	size_t pages_from;    /* 0: model_live.c's default */
 	struct live_ext *ext; /* blocks whose numbers do not fit 8 bytes */
 	size_t ext_n, ext_cap;
 	uint32_t ext_free;
@@ -215,7 +217,8 @@ void model_live_prefetch(const struct live_tab *t, uint64_t addr);
 void model_live_prefetch2(const struct live_tab *t, uint64_t addr);
 /* Calls fn for every live block (by_page == 0) with its address and
  * requested bytes; or (by_page == 1) for every 4 KiB page that holds a
- * block, with the page's address and the bytes of the blocks in it. */
+ * block, with the page's address and the bytes of the blocks in it, when
+ * the table keeps pages (t->pages), else for every block. */
 void model_live_walk(const struct live_tab *t, int by_page, void (*fn)(void *ctx, uint64_t addr, uint64_t bytes),
 		     void *ctx);
 void model_live_free(struct live_tab *t);
