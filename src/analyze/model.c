@@ -576,12 +576,27 @@ static int queue_drain(struct pass *ps, struct event_queue *q)
 	return 0;
 }
 
+/* The second step: what the live block's entry points to, and the totals
+ * of the stack the event changes (a program with many stacks keeps them
+ * out of the caches). */
+static void prefetch_stack(struct pass *ps, const struct trace_record *rec)
+{
+	const struct model *m = ps->m;
+	uint32_t si = rec->type == TR_ALLOC ? model_map_get(&m->priv->stack_ids, rec->u.alloc.stack)
+					    : model_live_prefetch2(&ps->live, rec->u.free.addr);
+	if (si < m->nstacks) {
+		__builtin_prefetch(&m->stacks[si].allocations, 1);
+		__builtin_prefetch(&m->stacks[si].live_blocks, 1);
+		__builtin_prefetch(&m->priv->snaps[si], 1);
+	}
+}
+
 /* The tail joins the queue; the queue's first applies when it is full. */
 static int queue_push(struct pass *ps, struct event_queue *q)
 {
 	model_live_prefetch(&ps->live, event_addr(queue_tail(q)));
 	if (q->n >= QUEUE_STAGE2)
-		model_live_prefetch2(&ps->live, event_addr(&q->ev[(q->head + q->n - QUEUE_STAGE2) & QUEUE_MASK]));
+		prefetch_stack(ps, &q->ev[(q->head + q->n - QUEUE_STAGE2) & QUEUE_MASK]);
 	if (++q->n > QUEUE_LEN) {
 		int ret = apply(ps, &q->ev[q->head]);
 		q->head = (q->head + 1) & QUEUE_MASK;

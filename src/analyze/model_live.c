@@ -255,22 +255,22 @@ void model_live_prefetch(const struct live_tab *t, uint64_t addr)
 		__builtin_prefetch(&t->pg[model_hash64(page_key(addr)) & (t->pg_cap - 1)], 1);
 }
 
-void model_live_prefetch2(const struct live_tab *t, uint64_t addr)
+uint32_t model_live_prefetch2(const struct live_tab *t, uint64_t addr)
 {
-	/* only worth a lookup when extended records are common (realloc chains) */
-	if (!t->cap || t->ext_live * 64 < t->used)
-		return;
+	if (!t->cap)
+		return UINT32_MAX;
 	size_t mask = t->cap - 1, i = home(addr, mask);
 	for (; t->e[i].addr != addr; i = (i + 1) & mask)
 		if (!t->e[i].addr)
-			return;
+			return UINT32_MAX;
 	uint64_t p = t->e[i].p;
 	if (!(p & P_EXT))
-		return; /* the numbers are in the entry (P_CHAIN's bit is then the slack's) */
+		return (uint32_t)(p >> 8) & 0xffffff; /* the numbers are in the entry */
 	if (p & P_CHAIN)
 		t->chain_blk(t->chain_ctx, (uint32_t)(p >> 32), NULL);
 	else
 		__builtin_prefetch(&t->ext[p >> 32]);
+	return UINT32_MAX;
 }
 
 void model_live_walk(const struct live_tab *t, int by_page, void (*fn)(void *ctx, uint64_t addr, uint64_t bytes),

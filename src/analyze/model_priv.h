@@ -213,8 +213,9 @@ int model_live_take(struct live_tab *t, uint64_t addr, struct live_blk *b);
 /* Starts fetching what a put or take of addr will read. */
 void model_live_prefetch(const struct live_tab *t, uint64_t addr);
 /* The same, later: once what the first call fetched has come, what the
- * block's entry points to. */
-void model_live_prefetch2(const struct live_tab *t, uint64_t addr);
+ * block's entry points to. Returns the block's stack when the entry holds
+ * it (the caller prefetches its totals), else UINT32_MAX. */
+uint32_t model_live_prefetch2(const struct live_tab *t, uint64_t addr);
 /* Calls fn for every live block (by_page == 0) with its address and
  * requested bytes; or (by_page == 1) for every 4 KiB page that holds a
  * block, with the page's address and the bytes of the blocks in it, when
