@@ -139,7 +139,7 @@ struct rec_drain_stats {
 	uint64_t anomalies;        /* protocol breaches repaired (stack or parent reset) */
 	uint64_t rounds;
 	uint64_t barriers;         /* rounds that called membarrier (the ring protocol) */
-	uint64_t late;             /* merged after a later entry: out of time order */
+	uint64_t late;             /* merged after a later entry, not from a stalled ring */
 	uint64_t pending;          /* copied from the rings, not yet written */
 };
 

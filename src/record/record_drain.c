@@ -46,6 +46,7 @@
 #define LIVE_CHECK_NS 100000000ull       /* how often OWNED rings' threads are checked */
 #define NODE_WAIT_NS 1000000000ull       /* a node unfilled this long lost its writer */
 #define BUSY_STALL_NS 250000000ull       /* mid-event this long: stop holding others back */
+#define BARRIER_NS 2000000ull            /* membarrier at most this often: it interrupts the target */
 #define NO_INDEX UINT32_MAX
 #define MAX_SERIAL (1u << 24)             /* thread serials mapped (64 MiB at most) */
 
@@ -59,7 +60,7 @@ struct pend {
 	uint64_t size;                    /* the RSS for a sample */
 	uint32_t stack;
 	uint16_t kind;
-	uint16_t pad;
+	uint16_t stalled;                 /* from a ring held back no more (BUSY_STALL_NS) */
 	uint32_t thread;                  /* index into d->thr; a sample's process */
 	uint64_t x[3];                    /* from an HS_EV_CONT: time, addr, size */
 	uint32_t x_stack;                 /* and its stack field */
@@ -106,6 +107,7 @@ struct rec_drain {
 	int ring_hi;                      /* highest ring ever seen claimed, -1 */
 	uint64_t prev_T;
 	uint64_t limit;                   /* the last round's watermark */
+	uint64_t barrier_T;               /* T of the last round with membarrier */
 	uint64_t last_time;               /* of the last entry merged */
 	uint64_t next_live_check;
 	struct ring_st rs[NRINGS];
@@ -197,7 +199,7 @@ int rec_drain_finish(struct rec_drain *d)
 		rec_error("HEAPSCOPE_RING=membarrier, but %u process%s could not register with membarrier(2) and used the fenced ring protocol",
 			  fenced, fenced == 1 ? "" : "es");
 	if (d->st.late)
-		rec_error("%llu event%s came after later ones (a thread stopped mid-event, or a broken ring protocol): written at the time of the one before",
+		rec_error("%llu event%s came after later ones (a broken ring protocol): written at the time of the one before",
 			  (unsigned long long)d->st.late, d->st.late == 1 ? "" : "s");
 	int ret = rec_procs_finish(d->procs, d->w, rec_clock_now(), &running);
 	d->st.processes = rec_procs_count(d->procs);
@@ -716,9 +718,10 @@ static int merge(struct rec_drain *d, uint64_t limit, int final)
 			return ret;
 		if (ret == 0)
 			break; /* its stack node is not filled in yet: next round */
-		/* the writer puts it at the time of the last one: the watermark failed */
+		/* the writer puts it at the time of the last one: the watermark
+		 * failed, unless the ring was let go as stalled */
 		if (q_front(q)->time < d->last_time)
-			d->st.late++;
+			d->st.late += !q_front(q)->stalled;
 		else
 			d->last_time = q_front(q)->time;
 		q->head++;
@@ -775,7 +778,7 @@ static int thread_gone(const struct rec_drain *d, const struct thr *th)
  * or -ENOMEM. The shared ring has no owner and no state: each thread's
  * events follow an HS_EV_THREAD naming it; it is looked at once the target
  * touched it (see i > ring_hi below). */
-static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int live_check)
+static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int live_check, int watch)
 {
 	struct hs_ring *r = &d->rings[i];
 	struct ring_st *rs = &d->rs[i];
@@ -861,7 +864,8 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 				continue;
 			}
 			dst[j++] = (struct pend){ .time = e->time, .addr = e->addr, .size = e->size,
-						  .stack = e->stack, .kind = e->kind, .thread = rs->thread };
+						  .stack = e->stack, .kind = e->kind, .thread = rs->thread,
+						  .stalled = rs->busy_since == UINT64_MAX };
 		}
 		q->len += j;
 		if (j)
@@ -869,8 +873,10 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 		rs->tail = head;
 		atomic_store_explicit(&r->tail, head, memory_order_release);
 	}
-	rs->busy = busy && !dead && !final;
-	if (rs->busy && (head != rs->busy_head || !rs->busy_since)) {
+	if (!watch) {
+		/* busy loaded without the barrier tells nothing: the last
+		 * watermark stands until the next round with one */
+	} else if ((rs->busy = busy && !dead && !final) && (head != rs->busy_head || !rs->busy_since)) {
 		rs->busy_head = head;
 		rs->busy_since = T;
 	} else if (rs->busy && T - rs->busy_since > BUSY_STALL_NS) {
@@ -885,7 +891,8 @@ static long drain_ring(struct rec_drain *d, int i, uint64_t T, int final, int li
 	} else if (!rs->busy) {
 		rs->busy_since = 0;
 	}
-	if (rs->busy) {
+	if (!watch) {
+	} else if (rs->busy) {
 		if (rs->last > rs->lb)
 			rs->lb = rs->last;
 	} else {
@@ -933,14 +940,22 @@ int rec_ring_start(struct hs_shm_header *h, const char *mode)
 long rec_drain_round(struct rec_drain *d, int final)
 {
 	/* The clock first, then a full fence, then (when a process writes busy
-	 * without one) membarrier, then the rings: see shm_layout.h. */
+	 * without one) membarrier, then the rings: see shm_layout.h. Rounds
+	 * between two membarriers copy events out but keep the last
+	 * watermark. */
 	uint64_t T = rec_clock_now();
 	hs_clock_fence();
 	atomic_thread_fence(memory_order_seq_cst);
-	int blind = 0; /* the busy flags tell nothing this round */
+	int watch = 1; /* the busy flags tell where the watermark is */
 	if (atomic_load_explicit(&d->h->ring_light, memory_order_relaxed)) {
-		blind = membarrier_global() < 0;
-		d->st.barriers++;
+		if (!final && T - d->barrier_T < BARRIER_NS) {
+			watch = 0;
+		} else {
+			watch = membarrier_global() == 0;
+			d->st.anomalies += !watch;
+			d->st.barriers++;
+			d->barrier_T = T;
+		}
 	}
 	int live_check = 0;
 	long moved = 0;
@@ -950,14 +965,14 @@ long rec_drain_round(struct rec_drain *d, int final)
 		rec_procs_check(d->procs, T);
 	}
 	for (int i = 0; i < (int)HS_MAX_RINGS; i++) {
-		long n = drain_ring(d, i, T, final, live_check);
+		long n = drain_ring(d, i, T, final, live_check, watch);
 		if (n == -1)
 			break;
 		if (n < 0)
 			return n;
 		moved += n;
 	}
-	long n = drain_ring(d, HS_SHARED_RING, T, final, live_check);
+	long n = drain_ring(d, HS_SHARED_RING, T, final, live_check, watch);
 	if (n < 0)
 		return n;
 	moved += n;
@@ -974,10 +989,8 @@ long rec_drain_round(struct rec_drain *d, int final)
 	for (int i = 0; i < (int)NRINGS; i++)
 		if (d->rs[i].busy && d->rs[i].lb < limit)
 			limit = d->rs[i].lb;
-	if (blind) {
-		d->st.anomalies++;
+	if (!watch)
 		limit = d->limit; /* still true: nothing below it can come */
-	}
 	d->limit = limit;
 	ret = merge(d, final ? UINT64_MAX : limit, final);
 	if (ret)

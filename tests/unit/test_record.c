@@ -441,7 +441,7 @@ static void scenario_concurrent(int with_light)
 	      (unsigned long long)st.skipped, (unsigned long long)st.anomalies);
 	check(atomic_load(&dr.max_pending) > 0, "events were held back while a ring was mid-event (up to %llu)",
 	      (unsigned long long)atomic_load(&dr.max_pending));
-	check(light ? st.barriers == st.rounds : st.barriers == 0, "membarrier in %llu of %llu rounds",
+	check(light ? st.barriers && st.barriers <= st.rounds : !st.barriers, "membarrier in %llu of %llu rounds",
 	      (unsigned long long)st.barriers, (unsigned long long)st.rounds);
 	rec_drain_free(d);
 	int ret = trace_writer_close(w);
@@ -663,6 +663,19 @@ static void scenario_rules(void)
 	rec_drain_get_stats(d, &wst);
 	check(held && !strcmp(got, "A2@100 A1@200 A3@300 ") && wst.anomalies == 1,
 	      "a ring stuck mid-event stops holding the others back (%s)", got);
+	/* its event comes at last, older than what was written: at the latest
+	 * time, not counted as the protocol's fault; an idle ring's is */
+	put(r0, 250, HS_EV_FREE, 0x1, 0);
+	atomic_store(&r0->busy, 0);
+	rec_drain_round(d, 0);
+	put(r1, 280, HS_EV_FREE, 0x2, 0);
+	rec_drain_round(d, 0);
+	trace_writer_flush(w);
+	event_string(path, got, sizeof(got), NULL, NULL);
+	rec_drain_get_stats(d, &wst);
+	check(!strcmp(got, "A2@100 A1@200 A3@300 F1@300 F2@300 ") && wst.late == 1,
+	      "late events: the stalled ring's forgiven, an idle ring's counted (%s, %llu)", got,
+	      (unsigned long long)wst.late);
 	rec_drain_free(d);
 	trace_writer_close(w);
 	rec_shm_destroy(&shm);
