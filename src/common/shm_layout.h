@@ -126,7 +126,8 @@ enum hs_ring_state { HS_RING_FREE = 0, HS_RING_OWNED = 1, HS_RING_CLOSED = 2 };
  *   consumer: read clock T (then hs_clock_fence, seq_cst fence), and when
  *             ring_light > 0, membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
  *             load busy, load head (acquire), copy events, store tail
- *             (release).
+ *             (release). A round without the membarrier (it interrupts
+ *             the target: one every few ms) keeps the last watermark.
  * Watermark: when the consumer does not see a producer's busy=1 (or its
  * claim of the ring), that store and every later clock read of the thread
  * come after T: its events have time >= T. A busy ring's next event has
