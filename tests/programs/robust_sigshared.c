@@ -37,9 +37,13 @@ static void *worker(void *arg)
 	(void)arg;
 	/* created with SIGUSR1 held: both sizes come from this thread's cache
 	 * from now on, so the handler never waits for a lock the code it
-	 * interrupted holds (glibc's signal safety is not what is tested) */
-	free(malloc(40));
-	free(malloc(200));
+	 * interrupted holds (glibc's signal safety is not what is tested);
+	 * the blocks are used, or the compiler drops each pair */
+	for (size_t size = 40; size <= 200; size += 160) {
+		void *p = malloc(size);
+		__asm__ volatile("" : : "r"(p) : "memory");
+		free(p);
+	}
 	sigset_t usr1;
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
@@ -63,7 +67,7 @@ static void *worker(void *arg)
 static void *kicker(void *arg)
 {
 	(void)arg;
-	struct timespec ts = { 0, 200000 };
+	struct timespec ts = { 0, 20000 };
 	for (long i = 0; !atomic_load(&stop); i++) {
 		pthread_kill(th[i % nthreads], SIGUSR1);
 		nanosleep(&ts, NULL);
