@@ -42,6 +42,10 @@ static void record_map(unsigned kind, uint64_t addr, uint64_t size, uint64_t old
 			atomic_fetch_add_explicit(&pl_shm->dropped, 1, memory_order_relaxed);
 		return;
 	}
+	/* libunwind unmaps a thread's trace cache when the thread exits,
+	 * outside our events: its call, not the program's */
+	if (pl_in_unwinder(caller))
+		return;
 	t->in_hook = PL_IN_EVENT;
 	int saved = errno;
 	uint16_t evflags = 0;
@@ -64,7 +68,10 @@ PL_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
 		errno = ENOSYS;
 		return MAP_FAILED;
 	}
+	/* a fixed mapping may replace code whose unwind rules are cached */
+	int code = flags & MAP_FIXED ? pl_unwind_unmap_begin((uintptr_t)addr, len) : 0;
 	void *p = real_mmap(addr, len, prot, flags, fd, off);
+	pl_unwind_unmap_end(code);
 	if (p != MAP_FAILED)
 		record_map(HS_EV_MMAP, (uintptr_t)p, len, 0, fd >= 0 && !(flags & MAP_ANONYMOUS) ? (uint64_t)fd + 1 : 0,
 			   (uint32_t)prot, (uint32_t)flags, CALLER());
@@ -77,7 +84,9 @@ PL_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_
 		errno = ENOSYS;
 		return MAP_FAILED;
 	}
+	int code = flags & MAP_FIXED ? pl_unwind_unmap_begin((uintptr_t)addr, len) : 0;
 	void *p = real_mmap64(addr, len, prot, flags, fd, off);
+	pl_unwind_unmap_end(code);
 	if (p != MAP_FAILED)
 		record_map(HS_EV_MMAP, (uintptr_t)p, len, 0, fd >= 0 && !(flags & MAP_ANONYMOUS) ? (uint64_t)fd + 1 : 0,
 			   (uint32_t)prot, (uint32_t)flags, CALLER());
@@ -91,7 +100,9 @@ PL_EXPORT int munmap(void *addr, size_t len)
 		return -1;
 	}
 	/* stamped after the call: a later mmap can only be given the range after it */
+	int code = pl_unwind_unmap_begin((uintptr_t)addr, len);
 	int ret = real_munmap(addr, len);
+	pl_unwind_unmap_end(code);
 	if (ret == 0)
 		record_map(HS_EV_MUNMAP, (uintptr_t)addr, len, 0, 0, 0, 0, CALLER());
 	return ret;
@@ -110,7 +121,11 @@ PL_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...
 		errno = ENOSYS;
 		return MAP_FAILED;
 	}
+	int code = pl_unwind_unmap_begin((uintptr_t)old, old_len);
+	if (!code && (flags & MREMAP_FIXED))
+		code = pl_unwind_unmap_begin((uintptr_t)fixed, new_len);
 	void *p = real_mremap(old, old_len, new_len, flags, fixed);
+	pl_unwind_unmap_end(code);
 	if (p != MAP_FAILED)
 		record_map(HS_EV_MREMAP, (uintptr_t)p, new_len, (uintptr_t)old, old_len, 0, (uint32_t)flags, CALLER());
 	return p;

@@ -117,7 +117,25 @@ uint32_t pl_stack_capture_nested(uint16_t *flags);
 int pl_stack_init(void);                 /* takes this image's root node; -1 when the trie is full */
 void pl_stack_init_nested(void);         /* loads the unwinder of nested captures: from the constructor */
 void pl_unwind_fork_prepare(void);       /* no thread inside libunwind across fork */
+/* A thread enters libunwind, or parses unwind rules: fork waits for it.
+ * Returns what to pass to pl_unwind_busy_leave. */
+_Atomic unsigned *pl_unwind_busy_enter(struct hs_ring *r);
+void pl_unwind_busy_leave(_Atomic unsigned *flag);
 void pl_unwind_fork_done(int child);
+
+/* unwind.c: the stack walk (a cache of per-address rules from .eh_frame).
+ * pl_unwind_walk fills buf like unw_backtrace(buf, max) called from the same
+ * frame, or returns -1: unwind with libunwind instead. */
+enum { PL_UNWIND_FAST, PL_UNWIND_LIBUNWIND, PL_UNWIND_CHECK };
+extern int pl_unwind_mode;               /* HEAPSCOPE_UNWIND=fast|libunwind|check */
+void pl_unwind_init(void);
+int pl_unwind_walk(struct pl_thread *t, void **buf, int max);
+void pl_unwind_checked(int same, void *const *walked, int nw, void *const *lib, int nl);
+void pl_unwind_forked(void);             /* in a fork child */
+/* Around a munmap (or a mapping over) [addr, addr+len): code whose rules are
+ * cached goes, so the cache is invalidated. end takes what begin returned. */
+int pl_unwind_unmap_begin(uint64_t addr, uint64_t len);
+void pl_unwind_unmap_end(int hit);
 
 /* sample.c */
 void pl_sample_allocator(struct pl_thread *t, uint64_t now);

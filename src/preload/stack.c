@@ -5,6 +5,11 @@
  * hash slot with a CAS. Each thread keeps its last stack: frames shared with
  * it from the outermost side are not looked up again.
  *
+ * The walk is unwind.c's; it hands a stack it cannot walk exactly (a complex
+ * frame, its cache busy) to libunwind's unw_backtrace, which gives the same
+ * frames (HEAPSCOPE_UNWIND=libunwind uses it always, =check both, counting
+ * the stacks that differ).
+ *
  * Each image hangs its stacks under its own root node, so that stacks of two
  * address spaces (exec'd programs) never share a node: an address means
  * something in one space only. A fork child keeps the root of its parent.
@@ -13,6 +18,7 @@
 #include <dlfcn.h>
 #include <libunwind.h>
 #include <sched.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -28,6 +34,7 @@ int pl_stack_init(void)
 {
 	nodes = HS_SHM_AT(pl_shm, pl_shm->nodes_off, struct hs_node);
 	slots = HS_SHM_AT(pl_shm, pl_shm->hash_off, _Atomic uint32_t);
+	pl_unwind_init();
 	/* the global cache takes a lock per unwind; a per-thread one does not */
 	pl_self.in_unwind = 1; /* libunwind starts here */
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
@@ -101,14 +108,16 @@ static uint32_t intern(uint64_t ip, uint32_t parent, int nested)
  * writes), and the fork scans the rings of this image: Dekker's handshake.
  * The thread stores its flag, then loads fork_pending; the fork stores
  * fork_pending, then loads each flag; both seq_cst, so at least one sees the
- * other's store. (Nested captures, below, do not enter libunwind.)
+ * other's store. (Nested captures, below, do not enter libunwind.) The fast
+ * walk takes no lock, and says so only while it parses a new address's
+ * rule (dl_iterate_phdr, the cache's fill lock).
  * Threads without a ring of their own (more alive than rings: they write to
  * the shared one) count themselves in `unringed` instead.
  */
 static _Atomic unsigned fork_pending, unringed;
 
 /* flag: the ring's `unwinding`, or unringed; returns what to clear */
-static _Atomic unsigned *unwind_enter(struct hs_ring *r)
+_Atomic unsigned *pl_unwind_busy_enter(struct hs_ring *r)
 {
 	for (;;) {
 		if (r)
@@ -126,7 +135,7 @@ static _Atomic unsigned *unwind_enter(struct hs_ring *r)
 	}
 }
 
-static void unwind_leave(_Atomic unsigned *flag)
+void pl_unwind_busy_leave(_Atomic unsigned *flag)
 {
 	if (flag == &unringed)
 		atomic_fetch_sub(&unringed, 1);
@@ -145,9 +154,29 @@ void pl_unwind_fork_prepare(void)
 void pl_unwind_fork_done(int child)
 {
 	/* the child's flags are its parent's threads': its scan skips them */
-	if (child)
+	if (child) {
 		atomic_store(&unringed, 0);
+		pl_unwind_forked();
+	}
 	atomic_store(&fork_pending, 0);
+}
+
+/* Frames of this library come first: the capture and the hook. */
+static int skip_self(void *const *buf, int n)
+{
+	int k = 0;
+	while (k < n && pl_in_self((uint64_t)(uintptr_t)buf[k]))
+		k++;
+	return k;
+}
+
+/* HEAPSCOPE_UNWIND=check: the walk's frames against libunwind's, as they
+ * would be recorded (the frames of this library differ: each unwinder
+ * starts at its own call). */
+static int same_stack(void *const *a, int na, void *const *b, int nb)
+{
+	int ka = skip_self(a, na), kb = skip_self(b, nb);
+	return na == nb && ka == kb && !memcmp(a + ka, b + kb, (size_t)(na - ka) * sizeof(void *));
 }
 
 uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags)
@@ -155,17 +184,27 @@ uint32_t pl_stack_capture(struct pl_thread *t, uint16_t *flags)
 	void *buf[HS_MAX_DEPTH + 16];
 	if (!pl_active)
 		return 0; /* the recorder is gone: the event will be dropped */
-	/* the ring pl_event_begin claims: until it has one, the thread counts
-	 * itself in unringed (a second claim here would count the shared
-	 * ring's retry twice per event) */
-	_Atomic unsigned *flag = unwind_enter(t->ring);
-	t->in_unwind = 1;
-	int n = unw_backtrace(buf, HS_MAX_DEPTH + 16);
-	t->in_unwind = 0;
-	unwind_leave(flag);
-	int k = 0;
-	while (k < n && pl_in_self((uint64_t)(uintptr_t)buf[k]))
-		k++;
+	/* both unwinders are called from this frame: each leaves out its own */
+	int n = pl_unwind_mode == PL_UNWIND_LIBUNWIND ? -1 : pl_unwind_walk(t, buf, HS_MAX_DEPTH + 16);
+	if (__builtin_expect(n < 0 || pl_unwind_mode == PL_UNWIND_CHECK, 0)) {
+		void **walked = buf;
+		if (n >= 0) { /* check: libunwind's stack is recorded, the walk's compared */
+			walked = __builtin_alloca((size_t)n * sizeof(void *));
+			memcpy(walked, buf, (size_t)n * sizeof(void *));
+		}
+		/* the ring pl_event_begin claims: until it has one, the thread
+		 * counts itself in unringed (a second claim here would count the
+		 * shared ring's retry twice per event) */
+		_Atomic unsigned *flag = pl_unwind_busy_enter(t->ring);
+		t->in_unwind = 1;
+		int m = unw_backtrace(buf, HS_MAX_DEPTH + 16);
+		t->in_unwind = 0;
+		pl_unwind_busy_leave(flag);
+		if (n >= 0)
+			pl_unwind_checked(same_stack(walked, n, buf, m), walked, n, buf, m);
+		n = m;
+	}
+	int k = skip_self(buf, n);
 	uint32_t depth = (uint32_t)(n - k);
 	if (n == HS_MAX_DEPTH + 16 || depth > HS_MAX_DEPTH) {
 		*flags |= HS_EVF_TRUNCATED;

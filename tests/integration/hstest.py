@@ -243,6 +243,31 @@ def one_entry_at(doc, kind, file, line):
     return found[0]
 
 
+# --- the Rust CSV example --------------------------------------------------------
+
+def rust_csv():
+    """Builds examples/csv-rust (release, offline) and returns its binary; Skip without cargo."""
+    cargo = next((c for c in (os.environ.get("CARGO"), shutil.which("cargo"),
+                              os.path.expanduser("~/.cargo/bin/cargo")) if c and os.access(c, os.X_OK)), None)
+    if not cargo:
+        raise Skip("cargo not installed")
+    target = os.path.join(BUILD, "examples", "csv-rust")
+    p = run([cargo, "build", "--release", "--offline", "--locked", "-q", "--manifest-path",
+             os.path.join(EXAMPLES, "csv-rust", "Cargo.toml")], env=dict(os.environ, CARGO_TARGET_DIR=target))
+    check(p.returncode == 0, f"cargo build: {tail(p.stderr)}")
+    return os.path.join(target, "release", "heaptrace_csv")
+
+
+def example_csv():
+    """The directory holding examples/gen_csv.py's example.csv (scale 1), made once."""
+    d = os.path.join(TMP, "csv")
+    if not os.path.exists(os.path.join(d, "example.csv")):
+        os.makedirs(d, exist_ok=True)
+        p = run([sys.executable, os.path.join(EXAMPLES, "gen_csv.py"), "-o", os.path.join(d, "example.csv")])
+        check(p.returncode == 0, f"gen_csv.py: {tail(p.stderr)}")
+    return d
+
+
 # --- valgrind -----------------------------------------------------------------
 
 _VG_TOTAL = re.compile(r"total heap usage: ([\d,]+) allocs, ([\d,]+) frees, ([\d,]+) bytes allocated")

@@ -4,7 +4,6 @@ exact numbers and the model's totals; names that would break XML; --diff;
 and the SVG's click-to-zoom in a real browser."""
 import os
 import re
-import shutil
 import sys
 import xml.etree.ElementTree as ET
 
@@ -199,19 +198,11 @@ def short_labels(out):
 def _():
     out, _, _ = svg(T.record(T.build("cpp_new"))[0], "allocations")
     eq(short_labels(out).get("operator new(unsigned long)"), "operator new(\u2026)", "C++ operator new's label")
-    cargo = next((c for c in (os.environ.get("CARGO"), shutil.which("cargo"), os.path.expanduser("~/.cargo/bin/cargo"))
-                  if c and os.access(c, os.X_OK)), None)
-    if not cargo:
+    try:
+        prog = T.rust_csv()
+    except T.Skip:
         raise T.Skip("cargo not installed: the Rust names are not checked")
-    target = os.path.join(T.BUILD, "examples", "csv-rust")
-    p = T.run([cargo, "build", "--release", "--offline", "--locked", "-q", "--manifest-path",
-               os.path.join(T.EXAMPLES, "csv-rust", "Cargo.toml")], env=dict(os.environ, CARGO_TARGET_DIR=target))
-    check(p.returncode == 0, f"cargo build: {T.tail(p.stderr)}")
-    d = os.path.join(T.TMP, "csv")
-    os.makedirs(d, exist_ok=True)
-    p = T.run([sys.executable, os.path.join(T.EXAMPLES, "gen_csv.py"), "-o", os.path.join(d, "example.csv")])
-    check(p.returncode == 0, f"gen_csv.py: {T.tail(p.stderr)}")
-    trace, _ = T.record(os.path.join(target, "release", "heaptrace_csv"), cwd=d)
+    trace, _ = T.record(prog, cwd=T.example_csv())
     labels = short_labels(svg(trace, "peak")[0])
     for full, short in (
             ("<alloc::vec::Vec<T> as core::iter::traits::collect::FromIterator<T>>::from_iter",
