@@ -3,9 +3,9 @@
  * costs 5-10 ns a frame; most x86-64 code needs only three numbers per
  * instruction address (the CFA as RSP or RBP plus k, the return address at
  * CFA-8, RBP saved at CFA+k or unchanged), so this walk keeps those in a
- * cache, and each thread the rules of its last stack by where they were on
- * the stack: a frame its last stack shared costs ~2 ns, one from the cache
- * ~6 ns. An address whose rule is anything
+ * cache, and each thread the rules of its last two stacks by where they
+ * were on the stack: a frame one of them shared costs ~2 ns, one from the
+ * cache ~6 ns. An address whose rule is anything
  * else (eh_frame.c says complex) sends the whole capture back to
  * unw_backtrace, which then gives today's stack: the walk returns exactly
  * what unw_backtrace would, return addresses as they are, or nothing.
@@ -87,26 +87,27 @@ static inline void count(int c)
 		atomic_fetch_add_explicit(&counters[c], 1, memory_order_relaxed);
 }
 
-/* The rules of this thread's last walk, by the stack address each return
- * address was read from: consecutive stacks share most frames, their outer
- * ones at the same addresses even when the inner part is deeper or
- * shallower, and a hit costs no hash and no table load on the walk's chain
- * of dependent loads (the walk merges its addresses, which only grow, with
- * the last walk's). A rule depends on its return address alone, so a hit is
- * an equal return address, and right while `gen` has not moved. Two sets:
- * one read, the other written. */
+/* The rules of this thread's last two walks, by the stack address each
+ * return address was read from: consecutive stacks share most frames, their
+ * outer ones at the same addresses even when the inner part is deeper or
+ * shallower, and a program's allocations often alternate between a few
+ * stacks. A hit costs no hash and no table load on the walk's chain of
+ * dependent loads (the walk merges its addresses, which only grow, with
+ * each set's). A rule depends on its return address alone, so a hit is an
+ * equal return address, and right while `gen` has not moved. Three sets:
+ * the last two read, the third written; each ends with a sentinel. */
 #define MEMO 64
+#define MEMO_END UINT64_MAX
 struct memo_entry {
 	uint64_t at, ra, rule;
 };
 struct memo_set {
-	uint32_t n;
-	struct memo_entry e[MEMO];
+	struct memo_entry e[MEMO + 1];
 };
 static __thread struct {
 	uint64_t gen;        /* the sets' entries belong to it */
-	unsigned cur;        /* the set the last walk wrote */
-	struct memo_set s[2];
+	unsigned last;       /* the set the last walk wrote; the one before it is (last + 2) % 3 */
+	struct memo_set s[3];
 } memo __attribute__((tls_model("initial-exec")));
 
 /* The highest address this thread's frames may be read at: its TCB for a
@@ -385,10 +386,14 @@ __attribute__((noinline)) int pl_unwind_walk(struct pl_thread *t, void **buf, in
 	v.tab = atomic_load_explicit(&table, memory_order_relaxed);
 	v.usable = !(v.seq & 1) && v.tab && atomic_load_explicit(&v.tab->gen, memory_order_relaxed) == v.gen;
 	/* each return address was read at sp - 8: the memo's key */
-	struct memo_set *next = &memo.s[!memo.cur];
-	const struct memo_entry *last = memo.s[memo.cur].e;
-	const struct memo_entry *last_end = last + (memo.gen == v.gen ? memo.s[memo.cur].n : 0);
-	struct memo_entry *out = next->e;
+	static const struct memo_entry none = { MEMO_END, 0, 0 };
+	unsigned w = memo.last == 2 ? 0 : memo.last + 1; /* the set to write: the oldest */
+	struct memo_entry *out = memo.s[w].e, *out_end = out + MEMO;
+	const struct memo_entry *a = &none, *b = &none;
+	if (memo.gen == v.gen) {
+		a = memo.s[memo.last].e;
+		b = memo.s[w == 2 ? 0 : w + 1].e;
+	}
 	void **at = buf, **end = buf + max;
 	int why = 0;
 	*at++ = (void *)(uintptr_t)ra;
@@ -396,13 +401,20 @@ __attribute__((noinline)) int pl_unwind_walk(struct pl_thread *t, void **buf, in
 		uint64_t rule;
 		/* memo hits, without a call */
 		for (;;) {
-			while (last < last_end && last->at < sp - 8)
-				last++;
-			if (!(last < last_end && last->at == sp - 8 && last->ra == ra))
-				break;
-			rule = last->rule;
-			if (out < next->e + MEMO)
-				*out++ = (struct memo_entry){ sp - 8, ra, rule };
+			uint64_t key = sp - 8;
+			while (a->at < key)
+				a++;
+			if (a->at == key && a->ra == ra) {
+				rule = a->rule;
+			} else {
+				while (b->at < key)
+					b++;
+				if (b->at != key || b->ra != ra)
+					break;
+				rule = b->rule;
+			}
+			if (out < out_end)
+				*out++ = (struct memo_entry){ key, ra, rule };
 			if ((why = step(rule, top, &sp, &bp, &ra)) != 0)
 				goto done;
 			*at++ = (void *)(uintptr_t)ra;
@@ -413,7 +425,7 @@ __attribute__((noinline)) int pl_unwind_walk(struct pl_thread *t, void **buf, in
 			why = -C_CACHE;
 			break;
 		}
-		if (out < next->e + MEMO)
+		if (out < out_end)
 			*out++ = (struct memo_entry){ sp - 8, ra, rule };
 		if ((why = step(rule, top, &sp, &bp, &ra)) != 0)
 			break;
@@ -426,8 +438,10 @@ done:
 		/* no thread wrote while the cache was read: nothing was torn */
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&seq, memory_order_relaxed) == v.seq) {
-			next->n = (uint32_t)(out - next->e);
-			memo.cur = !memo.cur; /* the next walk reads what this one wrote */
+			out->at = MEMO_END;
+			if (memo.gen != v.gen) /* the other sets are of another generation */
+				memo.s[memo.last].e[0].at = memo.s[w == 2 ? 0 : w + 1].e[0].at = MEMO_END;
+			memo.last = w; /* the next walk reads what this one wrote */
 			memo.gen = v.gen;
 			count(C_WALKED);
 			return (int)(at - buf);
