@@ -150,7 +150,8 @@ def _():
     # dropped. Nothing else is lost.
     path, rec = T.record(build("robust_sigshared"), ["1100", "1000"])
     own = counts(rec.stdout, "robust_sigshared")
-    eq(own["mallocs"], 1_100_000, "the workers' allocations")
+    # at least 1 000 each: they go on until the signals have come
+    check(own["mallocs"] >= 1_100_000, f"the workers' allocations: {own['mallocs']}, want at least 1 100 000")
     check(own["handler"] >= 10, f"only {own['handler']} handler runs: the signals did not come")
     d = T.report_json(path, "--top", "0")
     eq(d["summary"]["complete"], True, "complete")

@@ -2,8 +2,10 @@
  * buffers, so that many of them write to its shared buffer under its lock,
  * while a kicker thread sends SIGUSR1 to each in turn; the handler makes
  * one malloc(40) and frees it, also when it interrupts a thread holding
- * that lock. THREADS threads each make ITER malloc(200)/free pairs, all
- * alive until every one is done. Prints what it counted:
+ * that lock. THREADS threads each make at least ITER malloc(200)/free
+ * pairs, and go on until the handler has run ENOUGH_HANDLER times (or for
+ * ENOUGH_NS): a fast machine would otherwise finish before the signals
+ * come. All stay alive until every one is done. Prints what it counted:
  *	robust_sigshared: threads T mallocs M handler H
  * usage: robust_sigshared [THREADS [ITER]]   (default 1100, 100)
  */
@@ -16,7 +18,9 @@
 #include <time.h>
 
 static atomic_long mallocs, handler_allocs;
-static atomic_int stop;
+static atomic_int stop, enough;
+#define ENOUGH_HANDLER 100
+#define ENOUGH_NS 30000000000LL
 static pthread_barrier_t started, done;
 static pthread_t th[4096];
 static long nthreads, iter;
@@ -49,7 +53,7 @@ static void *worker(void *arg)
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 	pthread_barrier_wait(&started);
-	for (long i = 0; i < iter; i++) {
+	for (long i = 0; i < iter || !atomic_load(&enough); i++) {
 		void *p = malloc(200); /* LINE:worker */
 		if (!p)
 			abort();
@@ -67,8 +71,13 @@ static void *worker(void *arg)
 static void *kicker(void *arg)
 {
 	(void)arg;
-	struct timespec ts = { 0, 20000 };
+	struct timespec ts = { 0, 20000 }, t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (long i = 0; !atomic_load(&stop); i++) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long long ns = (now.tv_sec - t0.tv_sec) * 1000000000LL + (now.tv_nsec - t0.tv_nsec);
+		if (atomic_load(&handler_allocs) >= ENOUGH_HANDLER || ns >= ENOUGH_NS)
+			atomic_store(&enough, 1);
 		pthread_kill(th[i % nthreads], SIGUSR1);
 		nanosleep(&ts, NULL);
 	}
