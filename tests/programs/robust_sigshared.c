@@ -1,6 +1,7 @@
 /* robust_sigshared.c: more threads alive at once than heapscope has
  * buffers, so that many of them write to its shared buffer under its lock,
- * while a kicker thread sends SIGUSR1 to each in turn; the handler makes
+ * while a kicker thread sends SIGUSR1 to each in turn, and each worker to
+ * its neighbour; the handler makes
  * one malloc(40) and frees it, also when it interrupts a thread holding
  * that lock. THREADS threads each make at least ITER malloc(200)/free
  * pairs, and go on until the handler has run ENOUGH_HANDLER times (or for
@@ -12,6 +13,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +34,15 @@ static void on_signal(int sig)
 	if (p) {
 		*(volatile char *)p = 1;
 		free(p);
-		atomic_fetch_add(&handler_allocs, 1);
+		/* here, not in the kicker: with 1 100 threads busy it may wait
+		 * long for a CPU, and the workers with it */
+		if (atomic_fetch_add(&handler_allocs, 1) + 1 >= ENOUGH_HANDLER)
+			atomic_store(&enough, 1);
 	}
 }
 
 static void *worker(void *arg)
 {
-	(void)arg;
 	/* created with SIGUSR1 held: both sizes come from this thread's cache
 	 * from now on, so the handler never waits for a lock the code it
 	 * interrupted holds (glibc's signal safety is not what is tested);
@@ -53,7 +57,12 @@ static void *worker(void *arg)
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 	pthread_barrier_wait(&started);
+	long next = ((long)(intptr_t)arg + 1) % nthreads;
 	for (long i = 0; i < iter || !atomic_load(&enough); i++) {
+		/* and each kicks its neighbour: the kicker alone, one thread
+		 * among 1 100 busy ones, seldom gets a CPU */
+		if (i % 64 == 63)
+			pthread_kill(th[next], SIGUSR1);
 		void *p = malloc(200); /* LINE:worker */
 		if (!p)
 			abort();
@@ -76,7 +85,7 @@ static void *kicker(void *arg)
 	for (long i = 0; !atomic_load(&stop); i++) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		long long ns = (now.tv_sec - t0.tv_sec) * 1000000000LL + (now.tv_nsec - t0.tv_nsec);
-		if (atomic_load(&handler_allocs) >= ENOUGH_HANDLER || ns >= ENOUGH_NS)
+		if (ns >= ENOUGH_NS)
 			atomic_store(&enough, 1);
 		pthread_kill(th[i % nthreads], SIGUSR1);
 		nanosleep(&ts, NULL);
@@ -105,7 +114,7 @@ int main(int argc, char **argv)
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 	for (long i = 0; i < nthreads; i++)
-		if (pthread_create(&th[i], NULL, worker, NULL))
+		if (pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i))
 			return 1;
 	pthread_t k;
 	if (pthread_create(&k, NULL, kicker, NULL))
