@@ -27,8 +27,10 @@ static int count;
 
 KEEP static void alloc_here(size_t n)
 {
-	sink = malloc(n); /* LINE:alloc_here */
-	free(sink);
+	/* a local: threads and the signal handler share sink, and a free of
+	 * it could free another's block twice */
+	void *volatile p = malloc(n); /* LINE:alloc_here */
+	free(p);
 	count++;
 }
 
@@ -67,16 +69,16 @@ KEEP static void realigned(int n)
 	memset(aligned, n, sizeof(aligned));
 	memset(vla, n, (size_t)n);
 	__asm__ volatile("" : : "r"(aligned), "r"(vla) : "memory");
-	sink = malloc((size_t)n + (size_t)(aligned[1] + vla[0]) % 2); /* LINE:realigned */
-	free(sink);
+	void *volatile p = malloc((size_t)n + (size_t)(aligned[1] + vla[0]) % 2); /* LINE:realigned */
+	free(p);
 	count++;
 }
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	sink = malloc(48); /* LINE:handler */
-	free(sink);
+	void *volatile p = malloc(48); /* LINE:handler */
+	free(p);
 	count++;
 }
 
