@@ -111,9 +111,17 @@ static int cmp_sip(const void *a, const void *b)
 	return x->ip < y->ip ? -1 : x->ip > y->ip;
 }
 
-/* The distinct (space, ip) of nodes 1..nnodes-1 with an ip, sorted. A
- * node's space is the root it hangs from: a node with ip 0 and no parent
- * (space 0 holds stacks without a root). */
+/* Node i's space, from those of nodes before it: the root it hangs from, a
+ * node with ip 0 and no parent (space 0 holds stacks without a root). */
+static uint32_t node_space(const struct hs_node *nodes, const uint32_t *space, uint32_t i)
+{
+	uint32_t parent = nodes[i].parent;
+	if (parent >= i) /* the drain wrote it without a parent */
+		parent = 0;
+	return parent ? space[parent] : nodes[i].ip ? 0 : i;
+}
+
+/* The distinct (space, ip) of nodes 1..nnodes-1 with an ip, sorted. */
 static int distinct_ips(const struct hs_shm_header *h, uint32_t nnodes, struct sip **out, size_t *n)
 {
 	const struct hs_node *nodes = HS_SHM_AT(h, h->nodes_off, const struct hs_node);
@@ -126,13 +134,9 @@ static int distinct_ips(const struct hs_shm_header *h, uint32_t nnodes, struct s
 		return -ENOMEM;
 	}
 	for (uint32_t i = 1; i < nnodes; i++) {
-		uint32_t parent = nodes[i].parent;
-		uint64_t ip = nodes[i].ip;
-		if (parent >= i) /* the drain wrote it without a parent */
-			parent = 0;
-		space[i] = parent ? space[parent] : ip ? 0 : i;
-		if (ip)
-			v[k++] = (struct sip){ space[i], ip };
+		space[i] = node_space(nodes, space, i);
+		if (nodes[i].ip)
+			v[k++] = (struct sip){ space[i], nodes[i].ip };
 	}
 	free(space);
 	qsort(v, k, sizeof(*v), cmp_sip);
@@ -351,7 +355,7 @@ struct rec_syms {
 	size_t nmods;
 	struct symctx all;
 	uint32_t nodes;            /* nodes 1..nodes-1 looked at */
-	uint64_t *space;           /* per node */
+	uint32_t *space;           /* per node: node_space */
 	size_t capspace;
 	struct sip *seen;          /* open addressing; ip 0 = empty */
 	size_t capseen, nseen;
@@ -396,7 +400,7 @@ static int warm_nodes(struct rec_syms *s, uint32_t n)
 		size_t cap = s->capspace ? s->capspace : 1024;
 		while (cap < n)
 			cap *= 2;
-		uint64_t *v = realloc(s->space, cap * sizeof(*v));
+		uint32_t *v = realloc(s->space, cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		s->space = v;
@@ -405,11 +409,9 @@ static int warm_nodes(struct rec_syms *s, uint32_t n)
 	if (!s->nodes)
 		s->nodes = 1;
 	for (; s->nodes < n && !atomic_load_explicit(&s->stop, memory_order_relaxed); s->nodes++) {
-		uint32_t i = s->nodes, parent = nodes[i].parent;
+		uint32_t i = s->nodes;
 		uint64_t ip = nodes[i].ip;
-		if (parent >= i)
-			parent = 0;
-		s->space[i] = parent ? s->space[parent] : ip ? 0 : i;
+		s->space[i] = node_space(nodes, s->space, i);
 		if (!ip)
 			continue;
 		int fresh = seen_add(s, s->space[i], ip);
