@@ -277,15 +277,21 @@ static int room(struct trace_writer *w, size_t n)
 	return 0;
 }
 
+static inline uint8_t *put_u(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
 void tw_u(struct trace_writer *w, uint64_t v)
 {
 	if (!room(w, 10))
 		return;
-	while (v >= 0x80) {
-		w->raw[w->raw_len++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	w->raw[w->raw_len++] = (uint8_t)v;
+	w->raw_len = (size_t)(put_u(w->raw + w->raw_len, v) - w->raw);
 }
 
 void tw_bytes(struct trace_writer *w, const void *p, size_t n)
@@ -302,21 +308,17 @@ void tw_str(struct trace_writer *w, const char *s)
 	tw_bytes(w, s ? s : "", s ? strlen(s) : 0);
 }
 
-void tw_time(struct trace_writer *w, uint64_t t)
+/* t as a delta from the last time; a time before it counts as no later */
+static inline uint64_t time_delta(struct trace_writer *w, uint64_t t)
 {
 	uint64_t dt = t >= w->last_time ? t - w->last_time : 0;
-	tw_u(w, dt);
 	w->last_time += dt;
+	return dt;
 }
 
-static inline uint8_t *put_u(uint8_t *p, uint64_t v)
+void tw_time(struct trace_writer *w, uint64_t t)
 {
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
+	tw_u(w, time_delta(w, t));
 }
 
 void tw_timed(struct trace_writer *w, unsigned type, uint64_t t, const uint64_t *v, unsigned n)
@@ -332,9 +334,7 @@ void tw_timed(struct trace_writer *w, unsigned type, uint64_t t, const uint64_t 
 	uint8_t *p = w->raw + w->raw_len;
 	w->rec_start = w->raw_len;
 	*p++ = (uint8_t)type;
-	uint64_t dt = t >= w->last_time ? t - w->last_time : 0;
-	w->last_time += dt;
-	p = put_u(p, dt);
+	p = put_u(p, time_delta(w, t));
 	for (unsigned i = 0; i < n; i++)
 		p = put_u(p, v[i]);
 	w->raw_len = (size_t)(p - w->raw);
