@@ -57,22 +57,8 @@ static int parse_shm_env(const char *v, uint64_t *pid, uint64_t *fd, uint64_t *n
 /* Writes "/proc/<pid>/fd/<fd>" without stdio. */
 static void fd_path(char *buf, uint64_t pid, uint64_t fd)
 {
-	char num[2][24];
-	uint64_t v[2] = { pid, fd };
-	for (int k = 0; k < 2; k++) {
-		char tmp[24];
-		int n = 0;
-		do
-			tmp[n++] = (char)('0' + v[k] % 10);
-		while ((v[k] /= 10) && n < 23);
-		for (int i = 0; i < n; i++)
-			num[k][i] = tmp[n - 1 - i];
-		num[k][n] = 0;
-	}
-	strcpy(buf, "/proc/");
-	strcat(buf, num[0]);
-	strcat(buf, "/fd/");
-	strcat(buf, num[1]);
+	char *p = pl_put_u(pl_put_str(buf, "/proc/"), pid);
+	*pl_put_u(pl_put_str(p, "/fd/"), fd) = 0;
 }
 
 /* The recorder put our library first in LD_PRELOAD; take it out again so the

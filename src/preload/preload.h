@@ -151,4 +151,38 @@ void pl_exe_init(void);                 /* reads pl_exe */
 extern char pl_exe[512];                 /* /proc/self/exe of this image */
 extern char pl_self_path[4096];          /* libheapscope.so as the loader named it */
 
+/* Text without stdio or malloc (error paths, /proc paths): each writes at p
+ * and returns the end; the caller sizes the buffer. */
+static inline char *pl_put_str(char *p, const char *s)
+{
+	while (*s)
+		*p++ = *s++;
+	return p;
+}
+
+static inline char *pl_put_u(char *p, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static inline char *pl_put_x(char *p, uint64_t v)
+{
+	char tmp[16];
+	int n = 0;
+	do
+		tmp[n++] = "0123456789abcdef"[v & 15];
+	while ((v >>= 4));
+	p = pl_put_str(p, "0x");
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
 #endif

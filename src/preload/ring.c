@@ -189,15 +189,8 @@ int pl_recorder_alive(void)
 	if (syscall(SYS_kill, pl_shm->recorder_pid, 0) < 0) {
 		alive = errno != ESRCH;
 	} else {
-		char path[40] = "/proc/", buf[512];
-		char num[16];
-		int n = 0;
-		for (uint32_t v = (uint32_t)pl_shm->recorder_pid; v && n < 15; v /= 10)
-			num[n++] = (char)('0' + v % 10);
-		size_t k = strlen(path);
-		while (n)
-			path[k++] = num[--n];
-		memcpy(path + k, "/stat", 6);
+		char path[40], buf[512];
+		*pl_put_str(pl_put_u(pl_put_str(path, "/proc/"), (uint32_t)pl_shm->recorder_pid), "/stat") = 0;
 		int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 		long got = fd < 0 ? -1 : syscall(SYS_read, fd, buf, sizeof(buf) - 1);
 		if (fd >= 0)

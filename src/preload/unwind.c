@@ -528,47 +528,15 @@ void pl_unwind_forked(void)
 		atomic_store_explicit(&counters[i], 0, memory_order_relaxed);
 }
 
-static char *put_str(char *p, const char *s)
-{
-	while (*s)
-		*p++ = *s++;
-	return p;
-}
-
-static char *put_u(char *p, uint64_t v)
-{
-	char tmp[24];
-	int n = 0;
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10));
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-static char *put_x(char *p, uint64_t v)
-{
-	char tmp[16];
-	int n = 0;
-	do
-		tmp[n++] = "0123456789abcdef"[v & 15];
-	while ((v >>= 4));
-	p = put_str(p, "0x");
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
 static void put_stack(const char *what, void *const *buf, int n)
 {
 	char line[64 + 19 * 48], *p = line;
-	p = put_str(p, what);
-	p = put_u(p, (uint64_t)n);
-	p = put_str(p, " frames:");
+	p = pl_put_str(p, what);
+	p = pl_put_u(p, (uint64_t)n);
+	p = pl_put_str(p, " frames:");
 	for (int i = 0; i < n && i < 48; i++) {
 		*p++ = ' ';
-		p = put_x(p, (uint64_t)(uintptr_t)buf[i]);
+		p = pl_put_x(p, (uint64_t)(uintptr_t)buf[i]);
 	}
 	*p++ = '\n';
 	ssize_t ignored = write(2, line, (size_t)(p - line));
@@ -582,10 +550,10 @@ static void show_complex(uint64_t ip, uint64_t rule)
 	if (!stats || atomic_fetch_add(&shown, 1) >= 8)
 		return;
 	char line[128], *p = line;
-	p = put_str(p, "heapscope: unwind: complex rule at ");
-	p = put_x(p, ip);
-	p = put_str(p, ", why ");
-	p = put_u(p, rule >> WHY_SHIFT);
+	p = pl_put_str(p, "heapscope: unwind: complex rule at ");
+	p = pl_put_x(p, ip);
+	p = pl_put_str(p, ", why ");
+	p = pl_put_u(p, rule >> WHY_SHIFT);
 	*p++ = '\n';
 	ssize_t ignored = write(2, line, (size_t)(p - line));
 	(void)ignored;
@@ -614,14 +582,14 @@ __attribute__((destructor)) static void unwind_stats(void)
 	if (!stats || !pl_shm)
 		return;
 	char line[512], *p = line;
-	p = put_str(p, "heapscope: unwind pid ");
-	p = put_u(p, (uint64_t)syscall(SYS_getpid));
-	p = put_str(p, pl_unwind_mode == PL_UNWIND_LIBUNWIND ? " libunwind:"
+	p = pl_put_str(p, "heapscope: unwind pid ");
+	p = pl_put_u(p, (uint64_t)syscall(SYS_getpid));
+	p = pl_put_str(p, pl_unwind_mode == PL_UNWIND_LIBUNWIND ? " libunwind:"
 		       : pl_unwind_mode == PL_UNWIND_CHECK ? " check:"
 							   : " fast:");
 	for (int i = 0; i < C_N; i++) {
-		p = put_str(p, names[i]);
-		p = put_u(p, atomic_load_explicit(&counters[i], memory_order_relaxed));
+		p = pl_put_str(p, names[i]);
+		p = pl_put_u(p, atomic_load_explicit(&counters[i], memory_order_relaxed));
 	}
 	*p++ = '\n';
 	ssize_t ignored = write(2, line, (size_t)(p - line));
